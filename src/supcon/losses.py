@@ -1,0 +1,3 @@
+"""placeholder during bootstrap"""
+def supcon_loss(*a, **k): raise NotImplementedError
+class SupConLoss: pass
