@@ -1,0 +1,211 @@
+"""One flat, typed configuration for every command: YAML defaults, CLI overrides.
+
+A config is a :class:`Config` dataclass. ``load_config(path)`` reads a YAML mapping whose keys
+must be field names (an unknown key is an error naming it); the CLI then overrides single
+fields with ``--field-name value`` flags generated from the same dataclass, and the resolved
+config is written next to the results as ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["Config", "ConfigError", "load_config", "config_from_dict", "config_to_dict",
+           "save_config", "FIELD_HELP"]
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit :class:`Config`."""
+
+
+@dataclass
+class Config:
+    """Every knob of a supcon run. Field docs are the CLI's help text."""
+
+    # data
+    dataset: str = field(default="digits", metadata={"help": "digits | idx:DIR | cifar10:DIR | cifar100:DIR | folder:DIR | npz:FILE"})
+    image_size: int | None = field(default=None, metadata={"help": "resize images to this side (default: the dataset's)"})
+    download: bool = field(default=False, metadata={"help": "fetch CIFAR if missing (needs internet)"})
+    test_fraction: float = field(default=0.2, metadata={"help": "held-out fraction for datasets without a test split"})
+    label_fraction: float | None = field(default=None, metadata={"help": "use a class-balanced fraction of the training labels"})
+    # model
+    arch: str = field(default="resnet18", metadata={"help": "resnet18|34|50|101|200 or small"})
+    stem: str = field(default="cifar", metadata={"help": "cifar (3x3, no max-pool) or imagenet (7x7 + max-pool)"})
+    width: int = field(default=1, metadata={"help": "ResNet width multiplier"})
+    head: str = field(default="mlp", metadata={"help": "projection head: mlp or linear"})
+    feat_dim: int = field(default=128, metadata={"help": "projection dimension"})
+    # pretraining
+    method: str = field(default="supcon", metadata={"help": "supcon | simclr (pretrain)"})
+    epochs: int = field(default=100, metadata={"help": "pretraining / CE epochs"})
+    batch_size: int = field(default=256, metadata={"help": "global batch size (images, not views)"})
+    lr: float = field(default=0.5, metadata={"help": "peak learning rate"})
+    optimizer: str = field(default="sgd", metadata={"help": "sgd or lars"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "weight decay"})
+    warmup_epochs: float = field(default=0.0, metadata={"help": "linear warm-up epochs"})
+    schedule: str = field(default="cosine", metadata={"help": "cosine | constant | step"})
+    temperature: float = field(default=0.1, metadata={"help": "loss temperature"})
+    variant: str = field(default="out", metadata={"help": "SupCon variant: out (eq. 2) or in (eq. 3)"})
+    views: int = field(default=2, metadata={"help": "augmented views per image"})
+    augment: str = field(default="sim", metadata={"help": "sim | autoaugment | randaugment | stacked | none"})
+    flip: bool = field(default=True, metadata={"help": "horizontal flips (off for digits)"})
+    blur: bool = field(default=False, metadata={"help": "Gaussian blur in SimAugment"})
+    crop_min: float = field(default=0.2, metadata={"help": "RandomResizedCrop minimum scale"})
+    online_probe: bool = field(default=False, metadata={"help": "train a linear probe on detached features during pretraining"})
+    queue_size: int = field(default=0, metadata={"help": "momentum-encoder memory queue size (0: off)"})
+    key_momentum: float = field(default=0.999, metadata={"help": "EMA momentum of the key encoder"})
+    sync_bn: bool = field(default=False, metadata={"help": "SyncBatchNorm under torchrun"})
+    # linear probe / fine-tune
+    linear_epochs: int = field(default=30, metadata={"help": "linear-probe epochs"})
+    linear_lr: float = field(default=0.1, metadata={"help": "linear-probe learning rate"})
+    linear_batch_size: int = field(default=256, metadata={"help": "linear-probe batch size"})
+    linear_augment: str = field(default="none", metadata={"help": "augmentation while training the probe (none: cached features)"})
+    finetune: bool = field(default=False, metadata={"help": "linear: train the whole network instead of a frozen encoder"})
+    # cross-entropy baseline
+    ce_lr: float | None = field(default=None, metadata={"help": "CE learning rate (default: lr)"})
+    ce_epochs: int | None = field(default=None, metadata={"help": "CE epochs (default: epochs)"})
+    # kNN
+    knn_k: int = field(default=20, metadata={"help": "neighbours for the kNN classifier"})
+    # system
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
+    amp: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA) | bf16 | off"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
+    channels_last: bool = field(default=True, metadata={"help": "channels_last memory format on CUDA"})
+    loss_chunk: str = field(default="auto", metadata={"help": "loss path: auto | dense | an int block size"})
+    log_every: int = field(default=50, metadata={"help": "steps between progress-bar loss updates (host syncs)"})
+    plots: bool = field(default=True, metadata={"help": "write PNG plots (loss curves, t-SNE)"})
+    tsne_points: int = field(default=600, metadata={"help": "test points in the t-SNE plot"})
+    progress: bool = field(default=True, metadata={"help": "tqdm progress bars"})
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+FIELD_HELP = {f.name: f.metadata.get("help", "") for f in fields(Config)}
+
+_CHOICES = {
+    "stem": ("cifar", "imagenet"),
+    "head": ("mlp", "linear"),
+    "method": ("supcon", "simclr"),
+    "optimizer": ("sgd", "lars"),
+    "schedule": ("cosine", "constant", "step"),
+    "variant": ("out", "in"),
+    "augment": ("sim", "autoaugment", "randaugment", "stacked", "none"),
+    "linear_augment": ("sim", "autoaugment", "randaugment", "stacked", "none"),
+    "amp": ("auto", "bf16", "off"),
+}
+
+
+def validate(cfg: Config) -> None:
+    """Raises ConfigError naming the first field whose value is out of range."""
+    for name, choices in _CHOICES.items():
+        if getattr(cfg, name) not in choices:
+            raise ConfigError(f"{name} must be one of {choices}, got {getattr(cfg, name)!r}")
+    positive = ["epochs", "batch_size", "width", "feat_dim", "views", "linear_epochs",
+                "linear_batch_size", "knn_k", "log_every"]
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    for name in ["lr", "temperature", "linear_lr"]:
+        if not getattr(cfg, name) > 0:
+            raise ConfigError(f"{name} must be > 0, got {getattr(cfg, name)}")
+    if cfg.ce_lr is not None and not cfg.ce_lr > 0:
+        raise ConfigError(f"ce_lr must be > 0, got {cfg.ce_lr}")
+    if cfg.ce_epochs is not None and cfg.ce_epochs < 1:
+        raise ConfigError(f"ce_epochs must be >= 1, got {cfg.ce_epochs}")
+    if cfg.weight_decay < 0 or cfg.warmup_epochs < 0:
+        raise ConfigError("weight_decay and warmup_epochs must be >= 0")
+    if not 0 <= cfg.momentum < 1:
+        raise ConfigError(f"momentum must be in [0, 1), got {cfg.momentum}")
+    if not 0 <= cfg.key_momentum < 1:
+        raise ConfigError(f"key_momentum must be in [0, 1), got {cfg.key_momentum}")
+    if cfg.queue_size < 0:
+        raise ConfigError(f"queue_size must be >= 0, got {cfg.queue_size}")
+    if cfg.queue_size and cfg.queue_size < cfg.batch_size:
+        raise ConfigError(
+            f"queue_size ({cfg.queue_size}) must be at least batch_size ({cfg.batch_size})"
+        )
+    if not 0 < cfg.test_fraction < 1:
+        raise ConfigError(f"test_fraction must be in (0, 1), got {cfg.test_fraction}")
+    if cfg.label_fraction is not None and not 0 < cfg.label_fraction <= 1:
+        raise ConfigError(f"label_fraction must be in (0, 1], got {cfg.label_fraction}")
+    if not 0 < cfg.crop_min <= 1:
+        raise ConfigError(f"crop_min must be in (0, 1], got {cfg.crop_min}")
+    if cfg.loss_chunk not in ("auto", "dense") and not str(cfg.loss_chunk).isdigit():
+        raise ConfigError(f"loss_chunk must be auto, dense or a positive int, got {cfg.loss_chunk!r}")
+    if cfg.image_size is not None and cfg.image_size < 1:
+        raise ConfigError(f"image_size must be >= 1, got {cfg.image_size}")
+
+
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in fields(Config)}
+
+
+def coerce(name: str, value: Any) -> Any:
+    """Converts a YAML or command-line value to the type of field ``name``."""
+    types = _field_types()
+    if name not in types:
+        raise ConfigError(f"unknown config key {name!r}; valid keys: {', '.join(sorted(types))}")
+    hint = types[name]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
+        if not optional:
+            raise ConfigError(f"{name} cannot be null")
+        return None
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if base is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if base is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} expects {getattr(base, '__name__', base)}, got {value!r}") from None
+
+
+def config_from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
+    """A Config from ``base`` (or the defaults) with ``values`` applied; unknown keys error."""
+    current = dataclasses.asdict(base) if base is not None else {}
+    for key, value in values.items():
+        current[key] = coerce(key, value)
+    return Config(**current)
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Reads a YAML config (a flat mapping of field names) and applies ``overrides``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    data.update(overrides or {})
+    return config_from_dict(data)
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
