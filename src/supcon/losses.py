@@ -153,14 +153,14 @@ def _dense_row_losses(
         if denominator == "one_positive":
             return -(wbar * (sim - log_den_rows)).sum(1)
         return -((wbar * sim).sum(1) - log_den)
-    # variant "in": -log sum_p wbar_p exp(s_p) / DEN_p
+    # variant "in": -log sum_p wbar_p exp(s_p) / DEN_p. log(wbar) is -inf off the positives; rows
+    # without any positive get a finite dummy (0) so that no -inf/NaN reaches autograd.
+    log_w = torch.where(positive, torch.log(torch.where(positive, wbar, torch.ones_like(wbar))),
+                        torch.full_like(wbar, -math.inf))
+    log_w = torch.where(safe_positive & ~positive, torch.zeros_like(log_w), log_w)
     if denominator == "one_positive":
-        terms = torch.log(wbar.clamp_min(1e-300)) + sim - log_den_rows
-        return -torch.logsumexp(terms.masked_fill(~safe_positive, -math.inf), dim=1)
-    log_pos = torch.logsumexp(
-        (torch.log(wbar.clamp_min(1e-300)) + sim).masked_fill(~safe_positive, -math.inf), dim=1
-    )
-    return -(log_pos - log_den)
+        return -torch.logsumexp(log_w + sim - log_den_rows, dim=1)
+    return -(torch.logsumexp(log_w + sim, dim=1) - log_den)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,17 +169,31 @@ def _dense_row_losses(
 
 
 class _OnlineLSE:
-    """A running row-wise log-sum-exp over column blocks, one (max, sum) pair per row."""
+    """A running row-wise log-sum-exp over column blocks, one (max, sum) pair per row.
+
+    With ``tilt``, it also keeps ``tilted = sum exp(v - max) * tilt`` under the same rescaling,
+    so that ``tilted / sum`` is the softmax-weighted mean of ``tilt``.
+    """
 
     def __init__(self, rows: int, like: Tensor) -> None:
         self.max = torch.full((rows,), -math.inf, dtype=like.dtype, device=like.device)
         self.sum = torch.zeros(rows, dtype=like.dtype, device=like.device)
+        self.tilted = torch.zeros(rows, dtype=like.dtype, device=like.device)
 
-    def update(self, values: Tensor, keep: Tensor) -> None:
-        values = values.masked_fill(~keep, -math.inf)
+    def update(self, values: Tensor, keep: Tensor, tilt: Tensor | None = None) -> None:
+        """Adds the entries of ``values`` (rows x block) where ``keep`` is true."""
+        values = torch.where(keep, values, torch.full_like(values[:1, :1], -math.inf))
+        self.update_inplace(values, tilt)
+
+    def update_inplace(self, values: Tensor, tilt: Tensor | None = None) -> None:
+        """Like :meth:`update` with every entry kept (-inf leaves one out); consumes ``values``."""
         new_max = torch.maximum(self.max, values.amax(1))
         shift = torch.where(torch.isfinite(new_max), new_max, torch.zeros_like(new_max))
-        self.sum = self.sum * torch.exp(self.max - shift) + torch.exp(values - shift[:, None]).sum(1)
+        rescale = torch.exp(self.max - shift)
+        weights = values.sub_(shift[:, None]).exp_()
+        self.sum = self.sum * rescale + weights.sum(1)
+        if tilt is not None:
+            self.tilted = self.tilted * rescale + (weights * tilt).sum(1)
         self.max = new_max
 
     def value(self) -> Tensor:
@@ -191,6 +205,186 @@ def _column_blocks(n: int, chunk: int) -> range:
     return range(0, n, chunk)
 
 
+# The common case, L_out with the "all" denominator and no capped positives, needs no mask at
+# all: the denominator is every row but the anchor's own, and the positive terms are linear in
+# the contrast rows (sum_j w_ij s_ij = z_i . sum_j w_ij z_j / t), so they come from per-group
+# sums of rows. The block sweeps then do one matmul, one exp and one row sum per block forward,
+# and one matmul, one exp and two gradient matmuls per block backward.
+
+#: ``exp(-x)`` stays a normal float for x up to these (float32 underflows near 87.3, float64 708).
+_SAFE_SHIFT_RANGE = {torch.float32: 80.0, torch.float64: 700.0}
+
+
+def _compact_groups(anchor_group: Tensor, contrast_group: Tensor) -> tuple[Tensor, Tensor]:
+    """Maps both group vectors onto shared ids in ``[0, M + N)`` (sort-based, no device sync)."""
+    keys = torch.cat([anchor_group, contrast_group])
+    sorted_keys, order = torch.sort(keys)
+    starts = torch.ones_like(sorted_keys, dtype=torch.long)
+    starts[0] = 0
+    starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    ids = torch.empty_like(starts).scatter_(0, order, torch.cumsum(starts, 0))
+    m = anchor_group.shape[0]
+    return ids[:m], ids[m:]
+
+
+class _PositiveSums:
+    """Weighted sums over each anchor's positives without an (anchors x contrast) mask.
+
+    With ``w[i, j] = table[g_i, h_j]`` (``[g_i == h_j]`` without a table) and the anchor's own
+    row ``k_i`` excluded, ``sum_{j != k_i} w_ij x_j = (table @ X)[g_i] - w[i, k_i] x_{k_i}``,
+    where ``X[h]`` sums ``x`` over the contrast rows of group ``h``: O((M + N) * dim) work, plus
+    one (Ga x Gc x dim) matmul with a table.
+    """
+
+    def __init__(self, spec: PositiveSpec, dtype: torch.dtype, indicator: bool = False) -> None:
+        self.k = spec.anchor_index
+        if spec.table is None:
+            self.g, self.h = _compact_groups(spec.anchor_group, spec.contrast_group)
+            self.table = None
+            self.n_g = self.n_h = self.g.shape[0] + self.h.shape[0]
+            self.w_self = (self.g == self.h[self.k]).to(dtype)
+        else:
+            self.g, self.h = spec.anchor_group, spec.contrast_group
+            table = spec.table > 0 if indicator else spec.table
+            self.table = table.to(dtype)
+            self.n_g, self.n_h = self.table.shape
+            self.w_self = self.table[self.g, self.h[self.k]]
+
+    def over_contrast(self, x: Tensor) -> Tensor:
+        """(N, d) values per contrast row -> (M, d): ``sum_{j != k_i} w_ij x_j`` per anchor."""
+        per_group = x.new_zeros(self.n_h, x.shape[1]).index_add_(0, self.h, x)
+        if self.table is not None:
+            per_group = self.table @ per_group
+        return per_group.index_select(0, self.g) - self.w_self[:, None] * x.index_select(0, self.k)
+
+    def over_anchors(self, y: Tensor) -> Tensor:
+        """(M, d) values per anchor -> (N, d): ``sum_{i: k_i != j} w_ij y_i`` per contrast row."""
+        per_group = y.new_zeros(self.n_g, y.shape[1]).index_add_(0, self.g, y)
+        if self.table is not None:
+            per_group = self.table.T @ per_group
+        out = per_group.index_select(0, self.h)
+        return out.index_add_(0, self.k, self.w_self[:, None] * y, alpha=-1)
+
+
+def _fixed_shift(anchors: Tensor, contrast: Tensor, inv_t: float) -> Tensor | None:
+    """A per-anchor log-sum-exp shift known before the sweep, or None where none is safe.
+
+    ``shift_i = |z_i| max_j |z_j| / t`` bounds ``s_ij`` from above and ``-shift_i`` bounds it
+    from below (Cauchy-Schwarz), so every ``exp(s_ij - shift_i)`` lies in
+    ``[exp(-2 shift_i), 1]``: no overflow, and no underflow while ``2 shift_i`` stays within
+    :data:`_SAFE_SHIFT_RANGE` (always for unit-norm features and t >= 0.025 in float32). Only
+    on CPU, where reading the bound back costs nothing; elsewhere the sweep keeps a running max.
+    """
+    limit = _SAFE_SHIFT_RANGE.get(anchors.dtype)
+    if anchors.device.type != "cpu" or limit is None or contrast.shape[0] == 0:
+        return None
+    shift = torch.linalg.vector_norm(anchors, dim=1) * (
+        float(torch.linalg.vector_norm(contrast, dim=1).max()) * inv_t)
+    if not 2 * float(shift.max()) <= limit:
+        return None
+    return shift
+
+
+def _set_self(block: Tensor, self_col: Tensor, value: float) -> None:
+    """Sets ``block[i, self_col[i]]`` to ``value`` where ``0 <= self_col[i] < block width``."""
+    inside = (self_col >= 0) & (self_col < block.shape[1])
+    col = self_col.clamp(0, block.shape[1] - 1)[:, None]
+    current = block.gather(1, col)
+    block.scatter_(1, col, torch.where(inside[:, None], torch.full_like(current, value), current))
+
+
+def _lse_without_self(
+    anchors: Tensor, contrast: Tensor, anchor_index: Tensor, inv_t: float, chunk: int,
+) -> Tensor:
+    """``log sum_{j != k_i} exp(s_ij)`` per anchor, one block of (chunk x chunk) at a time."""
+    m_all, n = anchors.shape[0], contrast.shape[0]
+    shift = _fixed_shift(anchors, contrast, inv_t)
+    buffer = anchors.new_empty(min(chunk, m_all) * min(chunk, n))
+    out = anchors.new_empty(m_all)
+    if shift is not None:
+        # exp(s - shift) straight out of the matmul: [z_i / t, -shift_i] . [z_j, 1].
+        contrast_aug = torch.cat([contrast, contrast.new_ones(n, 1)], dim=1)
+        for r0 in range(0, m_all, chunk):
+            r1 = min(r0 + chunk, m_all)
+            a_aug = torch.cat([anchors[r0:r1] * inv_t, -shift[r0:r1, None]], dim=1)
+            total = anchors.new_zeros(r1 - r0)
+            for c0 in _column_blocks(n, chunk):
+                c1 = min(c0 + chunk, n)
+                block = buffer[: (r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0)
+                torch.mm(a_aug, contrast_aug[c0:c1].T, out=block)
+                block.exp_()
+                _set_self(block, anchor_index[r0:r1] - c0, 0.0)
+                total += block.sum(1)
+            out[r0:r1] = torch.log(total) + shift[r0:r1]
+        return out
+    for r0 in range(0, m_all, chunk):
+        r1 = min(r0 + chunk, m_all)
+        a = anchors[r0:r1] * inv_t
+        lse = _OnlineLSE(r1 - r0, anchors)
+        for c0 in _column_blocks(n, chunk):
+            c1 = min(c0 + chunk, n)
+            block = buffer[: (r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0)
+            torch.mm(a, contrast[c0:c1].T, out=block)
+            _set_self(block, anchor_index[r0:r1] - c0, -math.inf)
+            lse.update_inplace(block)
+        out[r0:r1] = lse.value()
+    return out
+
+
+def _out_all_forward(
+    anchors: Tensor, contrast: Tensor, spec: PositiveSpec, inv_t: float, chunk: int,
+) -> tuple[Tensor, Tensor, dict]:
+    """Losses, positive counts and saved statistics for L_out with the "all" denominator."""
+    positives = _PositiveSums(spec, anchors.dtype)
+    ones = contrast.new_ones(contrast.shape[0], 1)
+    total = positives.over_contrast(ones)[:, 0]
+    counts = total if spec.table is None else (
+        _PositiveSums(spec, anchors.dtype, indicator=True).over_contrast(ones)[:, 0])
+    npos = counts.round().long()
+    safe_total = torch.where(npos > 0, total, torch.ones_like(total))
+    positive_sum = positives.over_contrast(contrast)  # (M, dim): sum_j w_ij z_j
+    weighted_sim = (anchors * positive_sum).sum(1) * inv_t
+    log_den = _lse_without_self(anchors, contrast, spec.anchor_index, inv_t, chunk)
+    loss = -(weighted_sim / safe_total - log_den)
+    saved = {"positives": positives, "positive_sum": positive_sum, "total": safe_total,
+             "log_den": log_den}
+    return loss, npos, saved
+
+
+def _out_all_backward(
+    anchors: Tensor, contrast: Tensor, anchor_index: Tensor, saved: dict, grad_loss: Tensor,
+    inv_t: float, chunk: int,
+) -> tuple[Tensor, Tensor]:
+    """Gradients of ``sum_i grad_loss_i * loss_i`` for L_out with the "all" denominator.
+
+    ``d loss_i / d s_ij = softmax_ij - wbar_ij``: the softmax part is recomputed block by block
+    as ``exp(s_ij - log_den_i)``; the positive part is linear and uses the group sums.
+    """
+    m_all, n = anchors.shape[0], contrast.shape[0]
+    upstream = grad_loss * inv_t
+    coef = upstream / saved["total"]
+    grad_anchors = -coef[:, None] * saved["positive_sum"]
+    grad_contrast = -saved["positives"].over_anchors(coef[:, None] * anchors)
+    log_den = _finite(saved["log_den"])
+    contrast_aug = torch.cat([contrast, contrast.new_ones(n, 1)], dim=1)
+    buffer = anchors.new_empty(min(chunk, m_all) * min(chunk, n))
+    for r0 in range(0, m_all, chunk):
+        r1 = min(r0 + chunk, m_all)
+        a_aug = torch.cat([anchors[r0:r1] * inv_t, -log_den[r0:r1, None]], dim=1)
+        a_up = anchors[r0:r1] * upstream[r0:r1, None]
+        softmax_sum = anchors.new_zeros(r1 - r0, anchors.shape[1])
+        for c0 in _column_blocks(n, chunk):
+            c1 = min(c0 + chunk, n)
+            block = buffer[: (r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0)
+            torch.mm(a_aug, contrast_aug[c0:c1].T, out=block)
+            block.exp_()
+            _set_self(block, anchor_index[r0:r1] - c0, 0.0)  # may be inf before: set, not scale
+            softmax_sum.addmm_(block, contrast[c0:c1])
+            grad_contrast[c0:c1].addmm_(block.T, a_up)
+        grad_anchors[r0:r1] += upstream[r0:r1, None] * softmax_sum
+    return grad_anchors, grad_contrast
+
+
 def _tiled_statistics(
     anchors: Tensor, contrast: Tensor, spec: PositiveSpec, inv_t: float,
     variant: str, denominator: str, chunk: int,
@@ -199,58 +393,66 @@ def _tiled_statistics(
 
     Returns a dict with ``loss`` (m,), ``npos`` (m,) and what backward needs: ``total`` (sum of
     weights), ``log_den`` (LSE of the denominator set, or of the negatives), ``log_pos`` (for
-    "in"), and ``coef`` / ``q`` (for "one_positive").
+    "in"), and ``coef`` / ``log_q`` (for "one_positive").
     """
     m, n = anchors.shape[0], contrast.shape[0]
+    scaled = anchors * inv_t
     lse_den = _OnlineLSE(m, anchors)
-    lse_pos = _OnlineLSE(m, anchors) if variant == "in" else None
+    lse_pos = _OnlineLSE(m, anchors) if variant == "in" and denominator != "one_positive" else None
     total = anchors.new_zeros(m)
     weighted_sim = anchors.new_zeros(m)
     npos = torch.zeros(m, dtype=torch.long, device=anchors.device)
     for c0 in _column_blocks(n, chunk):
         c1 = min(c0 + chunk, n)
-        sim = (anchors @ contrast[c0:c1].T) * inv_t
+        sim = scaled @ contrast[c0:c1].T
         weights, in_den = spec.block(c0, c1)
         weights = weights.to(sim.dtype)
         positive = weights > 0
         keep = in_den if denominator == "all" else in_den & ~positive
-        lse_den.update(sim, keep)
         total += weights.sum(1)
         weighted_sim += (weights * sim).sum(1)
         npos += positive.sum(1)
-        if lse_pos is not None and denominator != "one_positive":
-            lse_pos.update(sim + torch.log(weights.clamp_min(1e-300)), positive)
+        if lse_pos is not None:
+            lse_pos.update(sim + torch.log(weights), positive)
+        lse_den.update(sim, keep)
     has_pos = total > 0
     safe_total = torch.where(has_pos, total, torch.ones_like(total))
     log_den = lse_den.value()  # -inf for an empty set (no negatives)
     stats = {"npos": npos, "total": safe_total, "log_den": log_den}
 
     if denominator == "one_positive":
-        # Second sweep: needs the negatives' LSE to form each positive's own denominator.
+        # Second sweep: each positive's own denominator needs the negatives' LSE, L.
         neg_empty = ~torch.isfinite(log_den)
-        acc = anchors.new_zeros(m)  # "out": sum_p wbar softplus(L - s); "in": sum_p wbar sig(s - L)
-        coef = anchors.new_zeros(m)  # d loss / d L
+        if variant == "out":
+            loss = anchors.new_zeros(m)  # sum_p wbar softplus(L - s)
+            coef = anchors.new_zeros(m)  # d loss / d L = sum_p wbar sigmoid(L - s)
+        else:
+            # log q = LSE_p(log wbar + logsigmoid(s - L)) in log space (q underflows otherwise);
+            # d loss / d L = sum_p r_p sigmoid(L - s) with r_p = wbar sigmoid(s - L) / q.
+            lse_q = _OnlineLSE(m, anchors)
         for c0 in _column_blocks(n, chunk):
             c1 = min(c0 + chunk, n)
-            sim = (anchors @ contrast[c0:c1].T) * inv_t
+            sim = scaled @ contrast[c0:c1].T
             weights, _ = spec.block(c0, c1)
-            wbar = weights.to(sim.dtype) / safe_total[:, None]
+            weights = weights.to(sim.dtype)
             gap = log_den[:, None] - sim  # L - s (-inf without negatives: no loss, no grad)
             if variant == "out":
-                acc += (wbar * F.softplus(gap)).sum(1)
+                wbar = weights / safe_total[:, None]
+                loss += (wbar * F.softplus(gap)).sum(1)
                 coef += (wbar * torch.sigmoid(gap)).sum(1)
             else:
-                sig = torch.sigmoid(-gap)
-                acc += (wbar * sig).sum(1)
-                coef += (wbar * sig * (1 - sig)).sum(1)
+                log_terms = torch.log(weights) - F.softplus(gap)
+                lse_q.update(log_terms, weights > 0, tilt=torch.sigmoid(gap))
         if variant == "out":
-            stats["loss"] = acc
+            stats["loss"] = loss
             stats["coef"] = torch.where(neg_empty, torch.zeros_like(coef), coef)
         else:
-            q = torch.where(has_pos, acc, torch.ones_like(acc))
-            stats["loss"] = -torch.log(q)
-            stats["q"] = q
-            stats["coef"] = torch.where(neg_empty, torch.zeros_like(coef), coef / q)
+            log_q = lse_q.value() - torch.log(safe_total)
+            log_q = torch.where(has_pos, log_q, torch.zeros_like(log_q))
+            coef = lse_q.tilted / torch.where(has_pos, lse_q.sum, torch.ones_like(lse_q.sum))
+            stats["loss"] = -log_q
+            stats["log_q"] = log_q
+            stats["coef"] = torch.where(neg_empty | ~has_pos, torch.zeros_like(coef), coef)
         return stats
 
     if denominator == "only_negatives":
@@ -266,30 +468,33 @@ def _tiled_statistics(
     return stats
 
 
+def _masked_exp(values: Tensor, keep: Tensor, shift: Tensor) -> Tensor:
+    """``exp(values - shift[:, None])`` where ``keep``, exactly 0 elsewhere (never inf * 0)."""
+    out = torch.where(keep, values, torch.full_like(values[:1, :1], -math.inf))
+    return out.sub_(shift[:, None]).exp_()
+
+
 def _tiled_block_grad(
     sim: Tensor, weights: Tensor, in_den: Tensor, stats: dict[str, Tensor],
     variant: str, denominator: str,
 ) -> Tensor:
     """d loss_i / d s_ij for one block, from the saved per-anchor statistics."""
     positive = weights > 0
-    wbar = weights / stats["total"][:, None]
     keep = in_den if denominator == "all" else in_den & ~positive
-    log_den = stats["log_den"]
-    finite_den = torch.where(torch.isfinite(log_den), log_den, torch.zeros_like(log_den))
-    softmax_den = torch.exp(sim - finite_den[:, None]) * keep
+    grad = _masked_exp(sim, keep, _finite(stats["log_den"]))  # softmax over the denominator set
     if denominator == "one_positive":
-        gap = log_den[:, None] - sim  # -inf without negatives: sigmoids give zero gradient
+        grad.mul_(stats["coef"][:, None])
+        gap = stats["log_den"][:, None] - sim  # -inf without negatives: sigmoids give zero gradient
         if variant == "out":
-            direct = -wbar * torch.sigmoid(gap)
-        else:
-            sig = torch.sigmoid(-gap)
-            direct = -wbar * sig * (1 - sig) / stats["q"][:, None]
-        return direct + stats["coef"][:, None] * softmax_den
+            return grad.sub_(weights / stats["total"][:, None] * torch.sigmoid(gap))
+        # r_p sigmoid(L - s_p), r_p = wbar_p sigmoid(s_p - L) / q, formed in log space.
+        log_r = torch.log(weights) - F.softplus(gap)
+        shift = stats["log_q"] + torch.log(stats["total"])
+        return grad.sub_(_masked_exp(log_r, positive, shift).mul_(torch.sigmoid(gap)))
     if variant == "out":
-        return softmax_den - wbar
+        return grad.sub_(weights / stats["total"][:, None])
     log_pos = stats["log_pos"] + torch.log(stats["total"])
-    softmax_pos = torch.exp(sim + torch.log(weights.clamp_min(1e-300)) - log_pos[:, None]) * positive
-    return softmax_den - softmax_pos
+    return grad.sub_(_masked_exp(sim + torch.log(weights), positive, log_pos))
 
 
 class _TiledSupCon(torch.autograd.Function):
@@ -300,6 +505,14 @@ class _TiledSupCon(torch.autograd.Function):
         ctx, anchors: Tensor, contrast: Tensor, spec: PositiveSpec, inv_t: float,
         variant: str, denominator: str, chunk: int,
     ) -> tuple[Tensor, Tensor]:
+        ctx.spec, ctx.inv_t, ctx.variant, ctx.denominator, ctx.chunk = (
+            spec, inv_t, variant, denominator, chunk)
+        ctx.save_for_backward(anchors, contrast)
+        ctx.linear = variant == "out" and denominator == "all" and spec.negatives is None
+        if ctx.linear:
+            loss, npos_all, ctx.stats = _out_all_forward(anchors, contrast, spec, inv_t, chunk)
+            ctx.mark_non_differentiable(npos_all)
+            return loss, npos_all
         losses, npos, saved = [], [], []
         for r0 in range(0, anchors.shape[0], chunk):
             r1 = min(r0 + chunk, anchors.shape[0])
@@ -309,10 +522,7 @@ class _TiledSupCon(torch.autograd.Function):
             losses.append(stats.pop("loss"))
             npos.append(stats.pop("npos"))
             saved.append(stats)
-        ctx.spec, ctx.inv_t, ctx.variant, ctx.denominator, ctx.chunk = (
-            spec, inv_t, variant, denominator, chunk)
         ctx.stats = saved
-        ctx.save_for_backward(anchors, contrast)
         npos_all = torch.cat(npos)
         ctx.mark_non_differentiable(npos_all)
         return torch.cat(losses), npos_all
@@ -321,6 +531,10 @@ class _TiledSupCon(torch.autograd.Function):
     def backward(ctx, grad_loss: Tensor, _grad_npos: Tensor):  # type: ignore[override]
         anchors, contrast = ctx.saved_tensors
         spec, inv_t, chunk = ctx.spec, ctx.inv_t, ctx.chunk
+        if ctx.linear:
+            grad_anchors, grad_contrast = _out_all_backward(
+                anchors, contrast, spec.anchor_index, ctx.stats, grad_loss, inv_t, chunk)
+            return grad_anchors, grad_contrast, None, None, None, None, None
         grad_anchors = torch.zeros_like(anchors)
         grad_contrast = torch.zeros_like(contrast)
         n = contrast.shape[0]
@@ -329,17 +543,19 @@ class _TiledSupCon(torch.autograd.Function):
             rows = spec.rows(r0, r1)
             stats = ctx.stats[block_index]
             upstream = grad_loss[r0:r1] * inv_t
-            a = anchors[r0:r1]
+            scaled = anchors[r0:r1] * inv_t
+            a_up = anchors[r0:r1] * upstream[:, None]
+            dsim_sum = anchors.new_zeros(r1 - r0, anchors.shape[1])
             for c0 in _column_blocks(n, chunk):
                 c1 = min(c0 + chunk, n)
-                sim = (a @ contrast[c0:c1].T) * inv_t
+                sim = scaled @ contrast[c0:c1].T
                 weights, in_den = rows.block(c0, c1)
                 dsim = _tiled_block_grad(
                     sim, weights.to(sim.dtype), in_den, stats, ctx.variant, ctx.denominator
                 )
-                dsim = dsim * upstream[:, None]
-                grad_anchors[r0:r1] += dsim @ contrast[c0:c1]
-                grad_contrast[c0:c1] += dsim.T @ a
+                dsim_sum.addmm_(dsim, contrast[c0:c1])
+                grad_contrast[c0:c1].addmm_(dsim.T, a_up)
+            grad_anchors[r0:r1] += upstream[:, None] * dsim_sum
         return grad_anchors, grad_contrast, None, None, None, None, None
 
 
