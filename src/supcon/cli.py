@@ -45,6 +45,26 @@ def _add_run_flags(parser: argparse.ArgumentParser, default_out: str) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     mode.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    mode.add_argument("--auto-resume", action="store_true",
+                      help="resume when --out holds a checkpoint, else start a new run there "
+                           "(for torchrun --max-restarts and preemptible jobs)")
+
+
+def _resume_overwrite(args: argparse.Namespace) -> tuple[bool, bool]:
+    """(resume, overwrite) from --resume / --overwrite / --auto-resume.
+
+    --auto-resume continues from ``--out/checkpoint.pt`` when it exists. Without one it starts
+    afresh, replacing only a run that never finished an epoch (nothing in --out but its
+    config.yaml and temp files): what a job restarted before its first checkpoint leaves.
+    """
+    if not getattr(args, "auto_resume", False):
+        return args.resume, args.overwrite
+    out = Path(args.out)
+    if (out / "checkpoint.pt").is_file():
+        return True, False
+    leftovers = list(out.iterdir()) if out.is_dir() else []
+    unfinished = bool(leftovers) and all(p.name == "config.yaml" or p.name.endswith(".tmp") for p in leftovers)
+    return False, unfinished
 
 
 def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Config:
@@ -111,6 +131,10 @@ def _checkpoint_config(path: Path) -> dict[str, Any]:
 
 
 def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
+    from supcon import distributed
+
+    if distributed.rank() != 0:  # under torchrun, rank 0 reports
+        return
     keys = [k for k in ("loss", "test_acc", "online_probe_acc", "knn_acc", "total_seconds") if k in metrics]
     print(f"{title}: " + ", ".join(f"{k}={metrics[k]:.4g}" for k in keys))
 
@@ -119,7 +143,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from supcon.train.engine import pretrain
 
     cfg = config_from_args(args)
-    metrics = pretrain(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
+    resume, overwrite = _resume_overwrite(args)
+    metrics = pretrain(cfg, args.out, resume=resume, overwrite=overwrite)
     _print_metrics(f"pretrain ({cfg.method}) -> {args.out / 'checkpoint.pt'}", metrics)
     return 0
 
@@ -128,7 +153,8 @@ def cmd_linear(args: argparse.Namespace) -> int:
     from supcon.train.engine import train_linear
 
     cfg = config_from_args(args, base=_checkpoint_config(args.checkpoint))
-    metrics = train_linear(cfg, args.checkpoint, args.out, resume=args.resume, overwrite=args.overwrite)
+    resume, overwrite = _resume_overwrite(args)
+    metrics = train_linear(cfg, args.checkpoint, args.out, resume=resume, overwrite=overwrite)
     _print_metrics(f"{'fine-tune' if cfg.finetune else 'linear probe'} -> {args.out}", metrics)
     return 0
 
@@ -137,7 +163,8 @@ def cmd_train_ce(args: argparse.Namespace) -> int:
     from supcon.train.engine import train_ce
 
     cfg = config_from_args(args)
-    metrics = train_ce(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
+    resume, overwrite = _resume_overwrite(args)
+    metrics = train_ce(cfg, args.out, resume=resume, overwrite=overwrite)
     _print_metrics(f"cross-entropy -> {args.out / 'checkpoint.pt'}", metrics)
     return 0
 
@@ -202,7 +229,9 @@ def run_all(cfg: Config, out: Path, methods: Sequence[str], *, resume: bool = Fa
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    results = run_all(cfg, args.out, methods, resume=args.resume, overwrite=args.overwrite)
+    # Each stage of `run` already resumes only where its checkpoint exists.
+    resume = args.resume or (args.auto_resume and args.out.is_dir())
+    results = run_all(cfg, args.out, methods, resume=resume, overwrite=args.overwrite)
     print(f"\nResults on {cfg.dataset} ({cfg.arch}, {cfg.epochs} epochs, batch {cfg.batch_size}):")
     print(comparison_table(results))
     print(f"\nrun directories, plots and summary.md in {args.out}")
@@ -238,11 +267,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from supcon.train.checkpoint import CheckpointError
     from supcon.train.engine import RunDirError
 
+    from supcon import distributed
+
     try:
-        return handler(args)
+        code = handler(args)
     except (ConfigError, DatasetError, CheckpointError, RunDirError) as exc:
         print(f"supcon {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    distributed.shutdown()  # under torchrun: wait for rank 0's final evaluation, then leave
+    return code
 
 
 if __name__ == "__main__":

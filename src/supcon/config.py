@@ -120,8 +120,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"ce_lr must be > 0, got {cfg.ce_lr}")
     if cfg.ce_epochs is not None and cfg.ce_epochs < 1:
         raise ConfigError(f"ce_epochs must be >= 1, got {cfg.ce_epochs}")
-    if cfg.weight_decay < 0 or cfg.warmup_epochs < 0:
-        raise ConfigError("weight_decay and warmup_epochs must be >= 0")
+    for name in ["weight_decay", "warmup_epochs"]:
+        if not getattr(cfg, name) >= 0:
+            raise ConfigError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     if not 0 <= cfg.momentum < 1:
         raise ConfigError(f"momentum must be in [0, 1), got {cfg.momentum}")
     if not 0 <= cfg.key_momentum < 1:

@@ -17,7 +17,8 @@ import torch.distributed as dist
 from torch import Tensor
 
 __all__ = ["init_from_env", "is_distributed", "rank", "world_size", "barrier", "all_gather_with_grad",
-           "gather_contrast", "broadcast_object"]
+           "all_gather_no_grad", "all_gather_object", "all_reduce_mean", "gather_contrast",
+           "broadcast_object", "shutdown"]
 
 
 def is_distributed() -> bool:
@@ -55,6 +56,45 @@ def barrier() -> None:
         dist.barrier()
 
 
+def shutdown() -> None:
+    """Leaves the process group (after a final barrier, so no rank tears it down early)."""
+    if is_distributed():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def all_gather_object(obj: object) -> list[object]:
+    """Every rank's ``obj`` (picklable), in rank order; ``[obj]`` outside a process group."""
+    if not is_distributed():
+        return [obj]
+    out: list[object] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+@torch.no_grad()
+def all_gather_no_grad(tensor: Tensor) -> Tensor:
+    """Every rank's rows concatenated in rank order: (world * n, ...); no gradient.
+
+    ``tensor`` must have the same shape on every rank. Outside a process group: ``tensor``.
+    """
+    if not is_distributed() or dist.get_world_size() == 1:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def all_reduce_mean(tensor: Tensor) -> Tensor:
+    """The mean of ``tensor`` over ranks (a new tensor); ``tensor`` itself outside a group."""
+    if not is_distributed() or dist.get_world_size() == 1:
+        return tensor
+    out = tensor.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out / dist.get_world_size()
+
+
 def broadcast_object(obj: object, src: int = 0) -> object:
     if not is_distributed():
         return obj
@@ -76,7 +116,8 @@ class _GatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
-        grad = grad.contiguous()
+        # A private copy: the incoming gradient buffer may be shared with other graph nodes.
+        grad = grad.clone(memory_format=torch.contiguous_format)
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
         return grad[ctx.rank]
 

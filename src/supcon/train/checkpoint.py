@@ -59,7 +59,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle errors, truncated files, foreign formats
-        raise CheckpointError(f"{path} is not a readable supcon checkpoint ({exc.__class__.__name__}: {exc})") from None
+        # torch's weights-only message runs to many lines and suggests weights_only=False: keep
+        # only its gist.
+        detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        if "Weights only load failed" in detail:
+            detail = "it holds objects a weights-only load refuses, or is not a torch file"
+        raise CheckpointError(
+            f"{path} is not a readable supcon checkpoint ({exc.__class__.__name__}: {detail[:200]})"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a supcon checkpoint (no 'format: supcon' entry)")
     if state.get("version") != VERSION:
@@ -80,6 +87,7 @@ def capture_rng() -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
+    """Restores :func:`capture_rng`'s states; they may have been loaded onto any device."""
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

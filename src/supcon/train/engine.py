@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from supcon import distributed as dist_utils
 from supcon.augment import Normalize, build_augmentation, make_views, to_float_images
-from supcon.config import Config, config_to_dict, save_config
+from supcon.config import Config, ConfigError, config_to_dict, save_config
 from supcon.data import ImageDataset, label_fraction_subset, load_dataset, normalization_stats
 from supcon.losses import SupConLoss
 from supcon.models import CEModel, LinearClassifier, SupConModel, build_encoder, model_signature
@@ -88,6 +88,8 @@ def setup_runtime(cfg: Config) -> Runtime:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {cfg.device!r} asked for, but CUDA is not available")
+        if device.index is None:  # torch.cuda.set_device refuses a bare "cuda"
+            device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -207,7 +209,7 @@ def epoch_batches(n: int, batch_size: int, epoch: int, seed: int, rank: int = 0,
     slice of every global batch. Reshuffles every epoch; identical on every rank.
     """
     if batch_size % world_size:
-        raise ValueError(f"batch_size ({batch_size}) must be divisible by the world size ({world_size})")
+        raise ConfigError(f"batch_size ({batch_size}) must be divisible by the world size ({world_size})")
     if shuffle:
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         order = torch.randperm(n, generator=gen)
@@ -215,7 +217,7 @@ def epoch_batches(n: int, batch_size: int, epoch: int, seed: int, rank: int = 0,
         order = torch.arange(n)
     if drop_last:
         if n < batch_size:
-            raise ValueError(
+            raise ConfigError(
                 f"batch_size ({batch_size}) is larger than the training set ({n} images): "
                 "lower --batch-size")
         order = order[: n - n % batch_size]
@@ -258,22 +260,37 @@ def fit(task: Task, cfg: Config, rt: Runtime, run_dir: Path, *, resume: bool = F
     ckpt_path = run_dir / CHECKPOINT_NAME
     history: list[dict[str, Any]] = []
     start_epoch = 0
+    # Checked before config.yaml is written, so a too-large batch leaves no half-made run behind.
+    n_train = task.train_images.shape[0]
+    steps_per_epoch = len(epoch_batches(n_train, task.batch_size, 0, cfg.seed, rt.rank, rt.world_size))
     if resume:
         state = load_checkpoint(ckpt_path, map_location=rt.device, kind=task.kind)
-        for name, module in task.modules.items():
-            module.load_state_dict(state["model"][name])
-        task.optimizer.load_state_dict(state["optimizer"])
+        try:
+            for name, module in task.modules.items():
+                module.load_state_dict(state["model"][name])
+            task.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            detail = " ".join(str(exc).split())[:300]
+            raise CheckpointError(
+                f"{ckpt_path} does not fit this run's model or optimizer ({exc.__class__.__name__}: "
+                f"{detail}); resume with the settings in {run_dir / 'config.yaml'}") from None
         if task.load_extra_state is not None:
             task.load_extra_state(state.get("extra", {}))
-        restore_rng(state["rng"])
         start_epoch = int(state["epoch"])
+        per_rank = state.get("rng_per_rank")
+        if per_rank and len(per_rank) == rt.world_size:
+            restore_rng(per_rank[rt.rank])  # every rank continues its own augmentation stream
+        else:
+            restore_rng(state["rng"])
+            if rt.distributed:
+                log.warning("checkpoint was written by %s rank(s), this run has %d: reseeding per rank",
+                            len(per_rank) if per_rank else 1, rt.world_size)
+                seed_everything(cfg.seed + 7_919 * start_epoch, rt.rank)
         history = list(state.get("history", []))
         log.info("resumed %s from epoch %d", run_dir, start_epoch)
     elif rt.is_main:
         save_config(cfg, run_dir / "config.yaml")
 
-    n_train = task.train_images.shape[0]
-    steps_per_epoch = len(epoch_batches(n_train, task.batch_size, 0, cfg.seed, rt.rank, rt.world_size))
     total_steps = steps_per_epoch * task.epochs
     warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch)) if task.kind != "linear" else 0
     progress = None
@@ -289,12 +306,14 @@ def fit(task: Task, cfg: Config, rt: Runtime, run_dir: Path, *, resume: bool = F
         extra_sums: dict[str, Tensor] = {}
         t0 = time.perf_counter()
         batches = epoch_batches(n_train, task.batch_size, epoch, cfg.seed, rt.rank, rt.world_size)
-        for i, idx in enumerate(batches):
+        image_idx = _indices_on(batches, task.train_images.device)
+        label_idx = _indices_on(batches, task.train_labels.device)
+        for i in range(len(batches)):
             step = epoch * steps_per_epoch + i
             lr = learning_rate(step, total_steps, task.base_lr, warmup_steps, cfg.schedule)
             set_learning_rate(task.optimizer, lr)
-            images = task.train_images[idx.to(task.train_images.device)].to(rt.device, non_blocking=True)
-            labels = task.train_labels[idx.to(task.train_labels.device)].to(rt.device, non_blocking=True)
+            images = task.train_images[image_idx[i]].to(rt.device, non_blocking=True)
+            labels = task.train_labels[label_idx[i]].to(rt.device, non_blocking=True)
             loss, extras = task.step(images, labels)
             task.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -311,6 +330,10 @@ def fit(task: Task, cfg: Config, rt: Runtime, run_dir: Path, *, resume: bool = F
         if rt.device.type == "cuda":
             torch.cuda.synchronize(rt.device)
         elapsed = time.perf_counter() - t0
+        if rt.distributed:  # global means, identical on every rank (so is the NaN check below)
+            loss_sum = dist_utils.all_reduce_mean(loss_sum)
+            extra_sums = {k: dist_utils.all_reduce_mean(torch.as_tensor(v, device=rt.device))
+                          for k, v in extra_sums.items()}
         mean_loss = float(loss_sum) / len(batches)
         if not math.isfinite(mean_loss):
             raise FloatingPointError(
@@ -328,6 +351,7 @@ def fit(task: Task, cfg: Config, rt: Runtime, run_dir: Path, *, resume: bool = F
             module.eval()
         row.update(task.evaluate())
         history.append(row)
+        rng_per_rank = dist_utils.all_gather_object(capture_rng()) if rt.distributed else None
         if rt.is_main:
             state = {
                 "kind": task.kind,
@@ -337,6 +361,7 @@ def fit(task: Task, cfg: Config, rt: Runtime, run_dir: Path, *, resume: bool = F
                 "optimizer": task.optimizer.state_dict(),
                 "extra": task.extra_state() if task.extra_state is not None else {},
                 "rng": capture_rng(),
+                **({"rng_per_rank": rng_per_rank} if rng_per_rank else {}),
                 "history": history,
                 **(checkpoint_extra or {}),
             }
@@ -351,6 +376,17 @@ def fit(task: Task, cfg: Config, rt: Runtime, run_dir: Path, *, resume: bool = F
     if rt.is_main:
         _write_json(final, run_dir / METRICS_JSON)
     return final
+
+
+def _indices_on(batches: list[Tensor], device: torch.device) -> list[Tensor] | tuple[Tensor, ...]:
+    """The epoch's index batches on ``device``, copied in one transfer.
+
+    A blocking host-to-device copy ends in ``cudaStreamSynchronize``: one per step (``idx.to(cuda)``)
+    would stop the host from queueing the next step while the GPU runs this one. One per epoch is free.
+    """
+    if not batches or batches[0].device == device:
+        return batches
+    return torch.cat(batches).to(device).split([len(b) for b in batches])
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -389,12 +425,25 @@ def _wrap(model: nn.Module, cfg: Config, rt: Runtime) -> nn.Module:
     """DDP (under torchrun) and torch.compile wrappers around a prepared model."""
     if rt.distributed:
         if cfg.sync_bn:
+            if rt.device.type != "cuda":
+                raise ConfigError(
+                    f"sync_bn needs CUDA devices (SyncBatchNorm has no {rt.device.type} kernel): "
+                    "drop --sync-bn for gloo/CPU runs")
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         ids = [rt.device.index] if rt.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     if cfg.compile:
         model = torch.compile(model)
     return model
+
+
+def _ddp(module: nn.Module, rt: Runtime) -> nn.Module:
+    """DDP around a small trainable module (a probe, a classifier) under torchrun: rank 0's
+    initial weights are broadcast and gradients averaged, so every rank holds the same weights."""
+    if not rt.distributed:
+        return module
+    ids = [rt.device.index] if rt.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
 
 def _input_transform(data: Data, rt: Runtime, cfg: Config) -> Normalize:
@@ -500,6 +549,8 @@ def _data_info(data: Data) -> dict[str, Any]:
         "classes": list(data.train.classes),
         "channels": data.channels,
         "image_size": data.image_size,
+        # training images actually used: fewer than the split's under cfg.label_fraction
+        "train_images": int(data.train.images.shape[0]),
     }
 
 
@@ -512,7 +563,7 @@ def pretrain(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
     seed_everything(cfg.seed, rt.rank)
     data = data or load_data(cfg)
     if cfg.batch_size % rt.world_size:
-        raise ValueError(
+        raise ConfigError(
             f"batch_size ({cfg.batch_size}) must be divisible by the world size ({rt.world_size})")
     model = _prepare_model(build_supcon_model(cfg, data.channels), cfg, rt)
     net = _wrap(_EncoderAndHead(model), cfg, rt)
@@ -521,6 +572,7 @@ def pretrain(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
     if cfg.online_probe:
         probe = LinearClassifier(model.out_dim, data.num_classes).to(rt.device)
         modules["probe"] = probe
+        probe_net = _ddp(probe, rt)
     params = [p for m in modules.values() for p in m.parameters()]
     optimizer = build_optimizer(params, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay,
                                 fused=rt.device.type == "cuda" and cfg.optimizer == "sgd")
@@ -533,7 +585,8 @@ def pretrain(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
     if cfg.queue_size:
         from supcon.memory import MomentumQueue
 
-        queue = MomentumQueue(model, cfg.queue_size, cfg.key_momentum, cfg.feat_dim, rt.device)
+        queue = MomentumQueue(model, cfg.queue_size, cfg.key_momentum, cfg.feat_dim, rt.device,
+                              batch_size=cfg.batch_size)
 
     def step(images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         views = make_views(augment, images, cfg.views)  # (b, V, C, S, S)
@@ -542,19 +595,21 @@ def pretrain(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
         extras: dict[str, Tensor] = {}
         with _autocast(rt):
             h, z = net(flat)
+            # The key encoder embeds one view per image (the last); its keys enter the queue.
+            keys = queue.encode(flat.unflatten(0, (b, cfg.views))[:, -1]) if queue is not None else None
         features = z.float().view(b, cfg.views, -1)
         loss_labels = labels if supervised else None
         contrast = {}
         if rt.distributed:
             contrast = dist_utils.gather_contrast(features, loss_labels)
         if queue is not None:
-            contrast = queue.contrast_inputs(views, loss_labels, contrast)
+            contrast = queue.contrast_inputs(keys, loss_labels, contrast)
         loss = loss_fn(features, loss_labels, **contrast)
         if queue is not None:
             queue.enqueue_last()
         extras["contrastive_loss"] = loss.detach()
         if probe is not None:
-            logits = probe(h.detach().float())
+            logits = probe_net(h.detach().float())
             probe_loss = F.cross_entropy(logits, labels.repeat_interleave(cfg.views))
             extras["probe_loss"] = probe_loss.detach()
             loss = loss + probe_loss
@@ -710,6 +765,8 @@ def train_linear(cfg: Config, checkpoint: str | Path, run_dir: str | Path, *, re
         encoder.eval()
         params = list(classifier.parameters())
         net = None
+    # Under torchrun the classifier trains on the global batch: DDP averages its gradients.
+    classifier_net = classifier if cfg.finetune else _ddp(classifier, rt)
     optimizer = build_optimizer(params, "sgd", cfg.linear_lr, cfg.momentum,
                                 0.0 if not cfg.finetune else cfg.weight_decay)
     if cached:
@@ -721,7 +778,7 @@ def train_linear(cfg: Config, checkpoint: str | Path, run_dir: str | Path, *, re
 
     def step(inputs: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         if cached:
-            logits = classifier(inputs)
+            logits = classifier_net(inputs)
         else:
             x = _format_images(normalize(make_views(augment, inputs, 1)[:, 0]), cfg, rt)
             with _autocast(rt):
@@ -731,7 +788,7 @@ def train_linear(cfg: Config, checkpoint: str | Path, run_dir: str | Path, *, re
                     encoder.eval()
                     with torch.no_grad():
                         h = encoder(x)
-                    logits = classifier(h.float())
+                    logits = classifier_net(h.float())
         return F.cross_entropy(logits.float(), labels), {}
 
     def evaluate() -> dict[str, Any]:
@@ -744,6 +801,8 @@ def train_linear(cfg: Config, checkpoint: str | Path, run_dir: str | Path, *, re
         return {"test_acc": 100.0 * (pred == data.test.labels).float().mean().item()}
 
     batch = min(cfg.linear_batch_size, data.train.images.shape[0])
+    if batch < cfg.linear_batch_size:  # capped by a small training set: keep it divisible by the ranks
+        batch -= batch % rt.world_size
     task = Task(
         kind="linear", modules=modules, optimizer=optimizer, base_lr=cfg.linear_lr,
         epochs=cfg.linear_epochs, batch_size=batch, step=step, evaluate=evaluate,

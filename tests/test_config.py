@@ -1,0 +1,153 @@
+"""Config: type coercion, YAML round trip, unknown keys and validation errors that name the field."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from supcon.config import (Config, ConfigError, coerce, config_from_dict, config_to_dict, load_config,
+                           save_config)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "expected"),
+    [
+        ("epochs", "7", 7),
+        ("epochs", 7.0, 7),
+        ("lr", "1e-3", 1e-3),
+        ("lr", 2, 2.0),
+        ("flip", "false", False),
+        ("flip", "yes", True),
+        ("flip", "0", False),
+        ("flip", True, True),
+        ("image_size", "none", None),
+        ("image_size", "null", None),
+        ("image_size", None, None),
+        ("image_size", "32", 32),
+        ("label_fraction", "0.1", 0.1),
+        ("loss_chunk", 256, "256"),
+        ("arch", "small", "small"),
+    ],
+)
+def test_coerce_converts_to_the_field_type(name, raw, expected):
+    value = coerce(name, raw)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [("epochs", "ten"), ("epochs", 2.5), ("lr", "fast"), ("flip", "maybe"), ("epochs", None)],
+)
+def test_coerce_errors_name_the_field_and_the_value(name, raw):
+    with pytest.raises(ConfigError) as info:
+        coerce(name, raw)
+    assert name in str(info.value)
+
+
+def test_unknown_key_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match="unknown config key 'learning_rate'"):
+        config_from_dict({"learning_rate": 0.1})
+
+
+def test_unknown_yaml_key_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("epochs: 3\nbatchsize: 64\n")
+    with pytest.raises(ConfigError, match="batchsize"):
+        load_config(path)
+
+
+def test_yaml_round_trip_preserves_every_field(tmp_path):
+    cfg = config_from_dict({
+        "dataset": "npz:/data/x.npz", "arch": "small", "epochs": 3, "lr": 0.025, "image_size": 32,
+        "label_fraction": 0.5, "ce_lr": None, "flip": False, "loss_chunk": "512", "device": "cpu",
+        "warmup_epochs": 1.5, "optimizer": "lars", "schedule": "step", "method": "simclr",
+    })
+    path = tmp_path / "config.yaml"
+    save_config(cfg, path)
+    loaded = load_config(path)
+    assert loaded == cfg
+    # The file is plain YAML with every field, readable without supcon.
+    assert set(yaml.safe_load(path.read_text())) == {f.name for f in dataclasses.fields(Config)}
+
+
+def test_yaml_round_trip_of_defaults(tmp_path):
+    path = tmp_path / "config.yaml"
+    save_config(Config(), path)
+    assert load_config(path) == Config()
+
+
+def test_load_config_applies_overrides_and_coerces_yaml_strings(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: '5'\nlr: 0.2\nflip: 'off'\n")
+    cfg = load_config(path, overrides={"lr": "0.3"})
+    assert (cfg.epochs, cfg.lr, cfg.flip) == (5, 0.3, False)
+
+
+def test_load_config_missing_file_and_non_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.yaml")
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(path)
+
+
+def test_empty_yaml_gives_defaults(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    assert load_config(path) == Config()
+
+
+def test_config_from_dict_keeps_base_values():
+    base = config_from_dict({"epochs": 9, "arch": "small"})
+    cfg = config_from_dict({"lr": 0.01}, base=base)
+    assert (cfg.epochs, cfg.arch, cfg.lr) == (9, "small", 0.01)
+    assert config_to_dict(cfg)["epochs"] == 9
+
+
+@pytest.mark.parametrize(
+    ("values", "field_name"),
+    [
+        ({"method": "foo"}, "method"),
+        ({"optimizer": "adam"}, "optimizer"),
+        ({"schedule": "linear"}, "schedule"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": -4}, "batch_size"),
+        ({"lr": -1}, "lr"),
+        ({"lr": 0}, "lr"),
+        ({"temperature": 0}, "temperature"),
+        ({"ce_lr": -0.1}, "ce_lr"),
+        ({"ce_epochs": 0}, "ce_epochs"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"weight_decay": -1e-4}, "weight_decay"),
+        ({"warmup_epochs": -1}, "warmup_epochs"),
+        ({"test_fraction": 1.0}, "test_fraction"),
+        ({"label_fraction": 0}, "label_fraction"),
+        ({"crop_min": 1.5}, "crop_min"),
+        ({"loss_chunk": "big"}, "loss_chunk"),
+        ({"queue_size": -1}, "queue_size"),
+        ({"queue_size": 8, "batch_size": 16}, "queue_size"),
+        ({"image_size": 0}, "image_size"),
+        ({"views": 0}, "views"),
+    ],
+)
+def test_validation_errors_name_the_field(values, field_name):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(values)
+    assert field_name in str(info.value)
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
+    with pytest.raises(ValueError):
+        Config(epochs=0)
+
+
+def test_validation_error_says_what_came():
+    with pytest.raises(ConfigError, match=r"^warmup_epochs must be >= 0, got -2.0$"):
+        config_from_dict({"warmup_epochs": -2})
+    with pytest.raises(ConfigError, match="weight_decay"):
+        config_from_dict({"weight_decay": float("nan")})

@@ -1,0 +1,205 @@
+"""The training loop: exact resume, run-directory rules, epoch batches, early config errors."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from supcon.config import ConfigError
+from supcon.train import engine
+from supcon.train.engine import RunDirError, epoch_batches, prepare_run_dir
+
+
+class _Interrupted(Exception):
+    """Stands in for a crash (or Ctrl-C) right after the first checkpoint was written."""
+
+
+def _crash_after_first_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_save = engine.save_checkpoint
+
+    def save_then_crash(state, path):
+        real_save(state, path)
+        raise _Interrupted(f"killed after epoch {state['epoch']}")
+
+    monkeypatch.setattr(engine, "save_checkpoint", save_then_crash)
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def _assert_same_run(full: Path, resumed: Path, columns: list[str]) -> None:
+    """Final weights, optimizer state and per-epoch metrics of two run directories are identical."""
+    a = torch.load(full / "checkpoint.pt", weights_only=True)
+    b = torch.load(resumed / "checkpoint.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"]
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        sa, sb = a["model"][name], b["model"][name]
+        assert sa.keys() == sb.keys()
+        for key in sa:
+            assert torch.equal(sa[key], sb[key]), f"{name}.{key} differs after resume"
+    for pid, state in a["optimizer"]["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                assert torch.equal(value, b["optimizer"]["state"][pid][key]), f"optimizer {pid}.{key}"
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+    rows_a, rows_b = _csv_rows(full / "metrics.csv"), _csv_rows(resumed / "metrics.csv")
+    assert len(rows_a) == len(rows_b) == a["epoch"]
+    for ra, rb in zip(rows_a, rows_b):
+        for column in columns:
+            assert ra[column] == rb[column], f"{column} differs in epoch {ra['epoch']}"
+
+
+def _resume_check(monkeypatch, tmp_path, run, columns):
+    run(tmp_path / "full")
+    with monkeypatch.context() as patch:
+        _crash_after_first_checkpoint(patch)
+        with pytest.raises(_Interrupted):
+            run(tmp_path / "resumed")
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    # The crash came between the checkpoint and metrics.csv: resuming rewrites the CSV from the
+    # history stored in the checkpoint.
+    assert not (tmp_path / "resumed" / "metrics.csv").exists()
+    # Starting it afresh is refused; resuming continues it.
+    with pytest.raises(RunDirError):
+        run(tmp_path / "resumed")
+    run(tmp_path / "resumed", resume=True)
+    _assert_same_run(tmp_path / "full", tmp_path / "resumed", columns)
+
+
+def test_resumed_supcon_pretraining_with_online_probe_is_identical(tmp_path, monkeypatch, tiny_config):
+    # Warm-up spans the interruption, so the schedule's position must be restored too.
+    cfg = tiny_config(epochs=2, online_probe=True, warmup_epochs=1.5)
+    _resume_check(monkeypatch, tmp_path, lambda d, **kw: engine.pretrain(cfg, d, **kw),
+                  ["epoch", "loss", "lr", "contrastive_loss", "probe_loss", "online_probe_acc"])
+
+
+def test_resumed_cross_entropy_training_is_identical(tmp_path, monkeypatch, tiny_config):
+    cfg = tiny_config(epochs=2, schedule="step")
+    _resume_check(monkeypatch, tmp_path, lambda d, **kw: engine.train_ce(cfg, d, **kw),
+                  ["epoch", "loss", "lr", "test_acc"])
+
+
+def test_resumed_linear_probe_with_augmentation_is_identical(tmp_path, monkeypatch, tiny_config):
+    engine.pretrain(tiny_config(), tmp_path / "pre")
+    cfg = tiny_config(linear_epochs=2, linear_augment="sim")
+    ckpt = tmp_path / "pre" / "checkpoint.pt"
+    _resume_check(monkeypatch, tmp_path, lambda d, **kw: engine.train_linear(cfg, ckpt, d, **kw),
+                  ["epoch", "loss", "lr", "test_acc"])
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path, tiny_config):
+    a = engine.train_ce(tiny_config(), tmp_path / "a")
+    b = engine.train_ce(tiny_config(), tmp_path / "b")
+    c = engine.train_ce(tiny_config(seed=1), tmp_path / "c")
+    assert a["loss"] == b["loss"]
+    assert a["loss"] != c["loss"]
+
+
+def test_batch_larger_than_dataset_errors_before_writing_anything(tmp_path, tiny_config):
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"batch_size \(128\) is larger than the training set \(64 images\)"):
+        engine.pretrain(tiny_config(batch_size=128), run_dir)
+    assert not (run_dir / "config.yaml").exists()
+    # The same directory takes the corrected run without --overwrite.
+    metrics = engine.pretrain(tiny_config(), run_dir)
+    assert metrics["epochs"] == 1
+
+
+def test_metrics_csv_and_json_follow_the_checkpoint_history(tmp_path, tiny_config):
+    metrics = engine.train_ce(tiny_config(epochs=2), tmp_path)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    rows = _csv_rows(tmp_path / "metrics.csv")
+    assert [float(r["loss"]) for r in rows] == [h["loss"] for h in state["history"]]
+    assert metrics["loss"] == state["history"][-1]["loss"]
+    assert metrics["epochs"] == 2 and "knn_acc" in metrics and "test_acc" in metrics
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Run directories
+# ---------------------------------------------------------------------------------------------
+
+
+def test_prepare_run_dir_rules(tmp_path):
+    fresh = prepare_run_dir(tmp_path / "new")
+    assert fresh.is_dir()
+    (fresh / "metrics.csv").write_text("epoch,loss\n")
+    with pytest.raises(RunDirError, match="already holds a run.*--resume.*--overwrite"):
+        prepare_run_dir(fresh)
+    with pytest.raises(RunDirError, match="--resume given but .*checkpoint.pt does not exist"):
+        prepare_run_dir(fresh, resume=True)
+    with pytest.raises(RunDirError, match="mutually exclusive"):
+        prepare_run_dir(fresh, resume=True, overwrite=True)
+    replaced = prepare_run_dir(fresh, overwrite=True)
+    assert replaced.is_dir() and not any(replaced.iterdir())
+    # A directory with unrelated files is not a run.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("hi")
+    assert prepare_run_dir(other) == other
+    with pytest.raises(RunDirError, match="does not exist"):
+        prepare_run_dir(tmp_path / "empty", resume=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Epoch batches
+# ---------------------------------------------------------------------------------------------
+
+
+def test_epoch_batches_are_a_seeded_permutation_per_epoch():
+    first = epoch_batches(50, 16, epoch=0, seed=3)
+    assert [len(b) for b in first] == [16, 16, 16]  # drop_last
+    flat = torch.cat(first)
+    assert len(set(flat.tolist())) == 48 and flat.max() < 50
+    again = epoch_batches(50, 16, epoch=0, seed=3)
+    assert all(torch.equal(x, y) for x, y in zip(first, again))
+    other_epoch = torch.cat(epoch_batches(50, 16, epoch=1, seed=3))
+    assert not torch.equal(flat, other_epoch)
+    other_seed = torch.cat(epoch_batches(50, 16, epoch=0, seed=4))
+    assert not torch.equal(flat, other_seed)
+
+
+def test_epoch_batches_keep_the_tail_without_drop_last_and_split_ranks():
+    batches = epoch_batches(10, 4, 0, 0, drop_last=False, shuffle=False)
+    assert [b.tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    global_batches = epoch_batches(32, 8, 0, 0)
+    per_rank = [epoch_batches(32, 8, 0, 0, rank=r, world_size=2) for r in range(2)]
+    for i, whole in enumerate(global_batches):
+        assert torch.equal(torch.cat([per_rank[0][i], per_rank[1][i]]), whole)
+    with pytest.raises(ConfigError, match="divisible by the world size"):
+        epoch_batches(32, 7, 0, 0, world_size=2)
+    with pytest.raises(ConfigError, match="larger than the training set"):
+        epoch_batches(5, 8, 0, 0)
+
+
+@pytest.mark.parametrize("changed", [{"feat_dim": 8}, {"online_probe": True}, {"arch": "resnet18"}])
+def test_resume_with_settings_that_do_not_fit_the_checkpoint(changed, tmp_path, tiny_config):
+    from supcon.train.checkpoint import CheckpointError
+
+    engine.pretrain(tiny_config(), tmp_path)
+    with pytest.raises(CheckpointError, match="does not fit this run.*config.yaml"):
+        engine.pretrain(tiny_config(epochs=2, **changed), tmp_path, resume=True)
+
+
+def test_resume_of_a_finished_run_trains_nothing_more(tmp_path, tiny_config):
+    first = engine.train_ce(tiny_config(), tmp_path)
+    weights = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]["model"]
+    again = engine.train_ce(tiny_config(), tmp_path, resume=True)
+    assert again["loss"] == first["loss"]
+    after = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]["model"]
+    assert all(torch.equal(weights[k], v) for k, v in after.items())
+    assert len(_csv_rows(tmp_path / "metrics.csv")) == 1
+
+
+def test_resume_refuses_a_checkpoint_of_another_kind(tmp_path, tiny_config):
+    from supcon.train.checkpoint import CheckpointError
+
+    engine.train_ce(tiny_config(), tmp_path)
+    with pytest.raises(CheckpointError, match="'ce' checkpoint"):
+        engine.pretrain(tiny_config(epochs=2), tmp_path, resume=True)
