@@ -76,6 +76,7 @@ class Config:
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     amp: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA) | bf16 | off"})
+    threads: int | None = field(default=None, metadata={"help": "CPU threads for torch (default: torch's choice)"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
     channels_last: bool = field(default=True, metadata={"help": "channels_last memory format on CUDA"})
     loss_chunk: str = field(default="auto", metadata={"help": "loss path: auto | dense | an int block size"})
@@ -141,6 +142,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"crop_min must be in (0, 1], got {cfg.crop_min}")
     if cfg.loss_chunk not in ("auto", "dense") and not str(cfg.loss_chunk).isdigit():
         raise ConfigError(f"loss_chunk must be auto, dense or a positive int, got {cfg.loss_chunk!r}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {cfg.threads}")
     if cfg.image_size is not None and cfg.image_size < 1:
         raise ConfigError(f"image_size must be >= 1, got {cfg.image_size}")
 

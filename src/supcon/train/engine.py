@@ -78,6 +78,8 @@ class Runtime:
 
 def setup_runtime(cfg: Config) -> Runtime:
     """Resolves the device and precision, and joins the process group under torchrun."""
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     rank, world_size, local_rank = dist_utils.init_from_env(cfg.device)
     if cfg.device == "auto":
         device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
