@@ -10,6 +10,7 @@ parameter gradients over ranks, the update equals the single-process update on t
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 
 import torch
@@ -19,6 +20,8 @@ from torch import Tensor
 __all__ = ["init_from_env", "is_distributed", "rank", "world_size", "barrier", "all_gather_with_grad",
            "all_gather_no_grad", "all_gather_object", "all_reduce_mean", "gather_contrast",
            "broadcast_object", "shutdown"]
+
+log = logging.getLogger(__name__)
 
 
 def is_distributed() -> bool:
@@ -42,6 +45,12 @@ def init_from_env(device: str = "auto") -> tuple[int, int, int]:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if world <= 1:
         return 0, 1, 0
+    restarts = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    if restarts not in ("", "0") and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        log.warning(
+            "torchrun restart %s reuses the agent's store: if joining the process group fails with "
+            "'connection refused', launch torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 "
+            "(pytorch/pytorch#135712)", restarts)
     if not is_distributed():
         use_cuda = torch.cuda.is_available() and not str(device).startswith("cpu")
         if use_cuda:
