@@ -36,17 +36,38 @@ def _kernel_module():
     return importlib.import_module("supcon.kernels.triton_supcon")
 
 
+#: True inside the fresh interpreter process that ``test_interpreter_suite_in_fresh_process``
+#: starts. Triton builds its own ``triton.language`` helpers as compiled or interpreted functions
+#: when it is first imported, so the interpreter cannot be switched on later in a process where
+#: any earlier test imported Triton: the interpreted tests run in a child process instead.
+IN_INTERPRETER = os.environ.get("TRITON_INTERPRET") == "1" and os.environ.get("SUPCON_FORCE_TRITON") == "1"
+
+
 @pytest.fixture
 def interpreted(monkeypatch):
-    """The kernel module, reloaded under Triton's interpreter, with the kernel forced on CPU."""
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    monkeypatch.setenv("SUPCON_FORCE_TRITON", "1")
+    """The kernel module under Triton's interpreter (only in the child process)."""
+    if not IN_INTERPRETER:
+        pytest.skip("runs in a fresh process under TRITON_INTERPRET=1 (see the test below)")
     monkeypatch.delenv("SUPCON_DISABLE_TRITON", raising=False)
-    module = importlib.reload(_kernel_module())
+    module = _kernel_module()
     assert type(module._supcon_fwd_kernel).__name__ == "InterpretedFunction"
-    yield module
-    monkeypatch.undo()  # the environment first, so that the reload compiles the kernels again
-    importlib.reload(_kernel_module())
+    return module
+
+
+@pytest.mark.skipif(IN_INTERPRETER, reason="this is the parent of the interpreted run")
+def test_interpreter_suite_in_fresh_process():
+    """Runs this file's kernel tests under Triton's interpreter in a new Python process."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TRITON_INTERPRET="1", SUPCON_FORCE_TRITON="1")
+    env.pop("SUPCON_DISABLE_TRITON", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout.splitlines()[-1]
 
 
 @pytest.fixture

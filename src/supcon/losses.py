@@ -40,8 +40,10 @@ REDUCTIONS = ("mean", "sum", "none")
 
 #: ``chunk_size="auto"`` switches to the tiled path at this many contrast rows.
 AUTO_TILED_THRESHOLD = 8192
-#: Block size the tiled path uses under ``chunk_size="auto"``.
-AUTO_CHUNK = 1024
+#: Block size the tiled path uses under ``chunk_size="auto"``: 2048 x 2048 blocks (16 MiB in
+#: float32) cost the same CPU time as 1024 but halve the wall time where threads compete for
+#: cores (a quarter of the parallel regions); on CUDA they mean fewer kernel launches.
+AUTO_CHUNK = 2048
 
 Variant = Literal["out", "in"]
 Denominator = Literal["all", "one_positive", "only_negatives"]
@@ -211,8 +213,10 @@ def _column_blocks(n: int, chunk: int) -> range:
 # sums of rows. The block sweeps then do one matmul, one exp and one row sum per block forward,
 # and one matmul, one exp and two gradient matmuls per block backward.
 
-#: ``exp(-x)`` stays a normal float for x up to these (float32 underflows near 87.3, float64 708).
-_SAFE_SHIFT_RANGE = {torch.float32: 80.0, torch.float64: 700.0}
+#: Largest spread ``2 * shift`` of exponents the fixed shift takes on: ``exp(-x)`` stays a normal
+#: float (float32 underflows near 87.3, float64 near 708), and float32 keeps ``log(sum)`` within
+#: 40 of 0, so its rounding matches a running max.
+_SAFE_SHIFT_RANGE = {torch.float32: 40.0, torch.float64: 700.0}
 
 
 def _compact_groups(anchor_group: Tensor, contrast_group: Tensor) -> tuple[Tensor, Tensor]:
@@ -272,7 +276,7 @@ def _fixed_shift(anchors: Tensor, contrast: Tensor, inv_t: float) -> Tensor | No
     ``shift_i = |z_i| max_j |z_j| / t`` bounds ``s_ij`` from above and ``-shift_i`` bounds it
     from below (Cauchy-Schwarz), so every ``exp(s_ij - shift_i)`` lies in
     ``[exp(-2 shift_i), 1]``: no overflow, and no underflow while ``2 shift_i`` stays within
-    :data:`_SAFE_SHIFT_RANGE` (always for unit-norm features and t >= 0.025 in float32). Only
+    :data:`_SAFE_SHIFT_RANGE` (always for unit-norm features and t >= 0.05 in float32). Only
     on CPU, where reading the bound back costs nothing; elsewhere the sweep keeps a running max.
     """
     limit = _SAFE_SHIFT_RANGE.get(anchors.dtype)
