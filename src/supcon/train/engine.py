@@ -556,14 +556,20 @@ def _data_info(data: Data) -> dict[str, Any]:
     }
 
 
-def pretrain(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
-             data: Data | None = None) -> dict[str, Any]:
-    """Contrastive pretraining (``cfg.method``: supcon or simclr); writes a 'pretrain' checkpoint."""
+def _start_run(cfg: Config, run_dir: str | Path, resume: bool, overwrite: bool,
+               data: Data | None) -> tuple[Runtime, Path, Data]:
+    """Runtime, a checked run directory (rank 0 creates it), seeded RNGs and the data."""
     rt = setup_runtime(cfg)
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite, is_main=rt.is_main)
     dist_utils.barrier()
     seed_everything(cfg.seed, rt.rank)
-    data = data or load_data(cfg)
+    return rt, run_dir, data or load_data(cfg)
+
+
+def pretrain(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+             data: Data | None = None) -> dict[str, Any]:
+    """Contrastive pretraining (``cfg.method``: supcon or simclr); writes a 'pretrain' checkpoint."""
+    rt, run_dir, data = _start_run(cfg, run_dir, resume, overwrite, data)
     if cfg.batch_size % rt.world_size:
         raise ConfigError(
             f"batch_size ({cfg.batch_size}) must be divisible by the world size ({rt.world_size})")
@@ -659,11 +665,7 @@ def pretrain(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
 def train_ce(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
              data: Data | None = None) -> dict[str, Any]:
     """End-to-end cross-entropy training with the same encoder, augmentation and budget."""
-    rt = setup_runtime(cfg)
-    run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite, is_main=rt.is_main)
-    dist_utils.barrier()
-    seed_everything(cfg.seed, rt.rank)
-    data = data or load_data(cfg)
+    rt, run_dir, data = _start_run(cfg, run_dir, resume, overwrite, data)
     encoder = build_encoder(cfg.arch, in_channels=data.channels, stem=cfg.stem, width=cfg.width)
     model = _prepare_model(CEModel(encoder, data.num_classes), cfg, rt)
     net = _wrap(model, cfg, rt)
@@ -745,11 +747,7 @@ def encoder_from_checkpoint(path: str | Path, cfg: Config | None = None, *,
 def train_linear(cfg: Config, checkpoint: str | Path, run_dir: str | Path, *, resume: bool = False,
                  overwrite: bool = False, data: Data | None = None) -> dict[str, Any]:
     """Stage 2: a linear classifier on the frozen encoder (or the whole network with finetune)."""
-    rt = setup_runtime(cfg)
-    run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite, is_main=rt.is_main)
-    dist_utils.barrier()
-    seed_everything(cfg.seed, rt.rank)
-    data = data or load_data(cfg)
+    rt, run_dir, data = _start_run(cfg, run_dir, resume, overwrite, data)
     encoder, source = encoder_from_checkpoint(checkpoint, cfg, channels=data.channels)
     encoder = _prepare_model(encoder, cfg, rt)
     classifier = LinearClassifier(encoder.out_dim, data.num_classes).to(rt.device)
