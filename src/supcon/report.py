@@ -286,7 +286,8 @@ margin-top:32px}h3{margin-top:22px}
 table{border-collapse:collapse;margin:10px 0;font-size:13px}th,td{border:1px solid #d0d7de;padding:4px 8px;
 text-align:left}th{background:#f6f8fa}tr:nth-child(even) td{background:#fbfcfd}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
-figure{margin:12px 0;display:inline-block;vertical-align:top}figure img{max-width:100%;border:1px solid #eaeef2}
+figure{margin:10px 10px 10px 0;display:inline-block;vertical-align:top;max-width:calc(50% - 24px)}
+figure.wide{max-width:100%}figure img{max-width:100%;border:1px solid #eaeef2}
 figcaption{font-size:12px;color:#57606a}pre{background:#f6f8fa;padding:8px;overflow:auto;font-size:12px}
 details{margin:6px 0}summary{cursor:pointer;color:#0969da}p.note{color:#9a6700;font-size:13px}
 """
@@ -431,14 +432,23 @@ class _Document:
                 out.append("</tbody></table>")
             elif kind == "images":
                 for path, caption in value:
-                    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-                    out.append(f"<figure><img alt=\"{esc(caption)}\" src=\"data:image/png;base64,{data}\">"
+                    raw = Path(path).read_bytes()
+                    data = base64.b64encode(raw).decode("ascii")
+                    wide = " class=\"wide\"" if _png_width(raw) > 800 else ""
+                    out.append(f"<figure{wide}><img alt=\"{esc(caption)}\" src=\"data:image/png;base64,{data}\">"
                                f"<figcaption>{esc(caption)}</figcaption></figure>")
             elif kind == "code":
                 summary, text = value
                 out.append(f"<details><summary>{esc(summary)}</summary><pre>{esc(text)}</pre></details>")
         out.append("</body></html>")
         return "\n".join(out)
+
+
+def _png_width(data: bytes) -> int:
+    """Pixel width from a PNG's IHDR chunk (0 if the bytes are not a PNG)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 24:
+        return 0
+    return int.from_bytes(data[16:20], "big")
 
 
 def _cell(value: Any) -> str:
@@ -449,6 +459,16 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def _maybe_number(text: Any) -> Any:
+    """A CSV cell as float when it is a non-integer number (so tables round it), else unchanged."""
+    if isinstance(text, str) and "." in text:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    return text
 
 
 def _is_number(text: str) -> bool:
@@ -653,7 +673,7 @@ def write_report(paths: Sequence[str | Path], out: str | Path, *, title: str = "
             doc.table(["method", "runs", "mean (%)", "std", "min", "median", "max"],
                       [[m, s["runs"], s["mean"], s["std"], s["min"], s["median"], s["max"]] for m, s in spread.items()])
             keys = [k for k in rows[0] if k not in ("run_dir",)]
-            doc.table(keys, [[r[k] for k in keys] for r in rows])
+            doc.table(keys, [[_maybe_number(r[k]) for k in keys] for r in rows])
         doc.images([(folder / "sweep_box.png", f"{inputs.name(folder)}: accuracy spread per method")])
 
     for folder in inputs.gradients:

@@ -1,0 +1,126 @@
+"""Reports (supcon.report.write_report and `supcon report`) on tiny runs: a `supcon run` folder with
+robustness, sweep and gradient outputs, and single run folders; plus the plot helpers."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_SETTINGS
+from supcon import report
+from supcon.cli import main, run_all
+from supcon.config import ConfigError, config_from_dict
+
+
+@pytest.fixture(scope="module")
+def tiny_project(tiny_npz, tmp_path_factory):
+    """`supcon run` (supcon + ce) with plots, then robustness, gradients and a sweep folder beside it."""
+    from supcon.evaluate import run_gradients, run_robustness
+
+    root = tmp_path_factory.mktemp("report_runs")
+    cfg = config_from_dict({"dataset": f"npz:{tiny_npz}", **TINY_SETTINGS, "plots": True, "tsne_points": 24})
+    run_all(cfg, root / "run", ["supcon", "ce"])
+    run_robustness(root / "run" / "supcon" / "linear" / "checkpoint.pt", root / "run" / "robustness",
+                   baseline=root / "run" / "ce" / "checkpoint.pt", corruptions="contrast", severities="2",
+                   device="cpu")
+    run_gradients(root / "run" / "supcon" / "checkpoint.pt", root / "run" / "gradients", batch=8, bins=2,
+                  device="cpu")
+    sweep = root / "sweep"
+    sweep.mkdir()
+    rows = [{"method": "supcon", "temperature": 0.1, "accuracy": 70.0, "knn_acc": 60.0, "seconds": 1.0,
+             "run_dir": "supcon/temperature=0.1"},
+            {"method": "supcon", "temperature": 0.5, "accuracy": 65.0, "knn_acc": 61.0, "seconds": 1.0,
+             "run_dir": "supcon/temperature=0.5"},
+            {"method": "ce", "temperature": "", "accuracy": 55.0, "knn_acc": 50.0, "seconds": 1.0,
+             "run_dir": "ce/default"}]
+    with (sweep / "sweep.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    report.plot_sweep_box(rows, sweep / "sweep_box.png")
+    # a sweep's own runs are summarised by the sweep, not listed as runs
+    (sweep / "supcon" / "temperature=0.1").mkdir(parents=True)
+    (sweep / "supcon" / "temperature=0.1" / "config.yaml").write_text("method: supcon\n")
+    (sweep / "supcon" / "temperature=0.1" / "metrics.json").write_text("{}")
+    return root
+
+
+def _img_sources(html: str) -> list[str]:
+    return re.findall(r"<img[^>]*\ssrc=\"([^\"]*)\"", html)
+
+
+def test_report_of_a_run_folder_is_self_contained(tiny_project, tmp_path):
+    md_path, html_path = report.write_report([tiny_project / "run", tiny_project / "sweep"], tmp_path / "rep")
+    html = html_path.read_text()
+    sources = _img_sources(html)
+    # loss.png x3 (supcon, its probe, ce), t-SNE x2, confusion x2 (probe, ce), robustness x2, gradients, sweep
+    assert len(sources) == 11
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "data:image/png;base64" in html
+    # nothing external: no URLs, stylesheets, scripts or file references
+    assert not re.search(r"https?://|<link|<script|src=\"(?!data:)|url\(", html)
+    for name in ("run/supcon", "run/supcon/linear", "run/ce", "Method comparison", "Robustness", "Sweep",
+                 "Gradient analysis", "config of run/ce", "relative mCE"):
+        assert name in html, name
+    assert "temperature=0.1" not in html.split("Sweep")[0]  # the sweep's run is not listed with the runs
+    md = md_path.read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) == 11
+    for link in links:
+        assert (md_path.parent / link).is_file(), link
+    assert "| method | linear-probe top-1 (%) |" in md
+
+
+def test_report_tables_hold_the_run_metrics(tiny_project, tmp_path):
+    import json
+
+    md_path, _ = report.write_report([tiny_project / "run"], tmp_path / "rep")
+    md = md_path.read_text()
+    ce_acc = json.loads((tiny_project / "run" / "ce" / "metrics.json").read_text())["test_acc"]
+    row = next(line for line in md.splitlines() if line.startswith("| run/ce |"))
+    assert f"{ce_acc:.4g}" in row and "| ce |" in row
+
+
+def test_report_on_a_single_run_folder(tiny_project, tmp_path):
+    md_path, html_path = report.write_report([tiny_project / "run" / "ce"], tmp_path / "single")
+    html = html_path.read_text()
+    assert len(_img_sources(html)) == 3  # loss, t-SNE, confusion
+    assert "ce (ce, ce)" in html
+    assert md_path.is_file()
+
+
+def test_cli_report_and_its_errors(tiny_project, tmp_path, capsys):
+    assert main(["report", str(tiny_project / "run" / "supcon"), "--out", str(tmp_path / "r")]) == 0
+    assert "report.html" in capsys.readouterr().out
+    assert (tmp_path / "r" / "report.html").is_file() and (tmp_path / "r" / "report.md").is_file()
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "r2")]) == 2
+    assert "no runs found" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "r3")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_find_report_inputs_raises_on_nothing(tmp_path):
+    with pytest.raises(ConfigError, match="no runs found"):
+        report.find_report_inputs([tmp_path])
+
+
+def test_confusion_matrix_counts():
+    predictions = torch.tensor([0, 1, 1, 2, 2, 2])
+    labels = torch.tensor([0, 1, 2, 2, 2, 0])
+    expected = torch.tensor([[1, 0, 1], [0, 1, 0], [0, 1, 2]])
+    assert torch.equal(report.confusion_matrix(predictions, labels, 3), expected)
+    with pytest.raises(ValueError, match="shape"):
+        report.confusion_matrix(predictions, labels[:3], 3)
+
+
+def test_plot_helpers_write_pngs(tmp_path):
+    acc = {"a": {"fog": [90.0, 80.0], "contrast": [85.0, 40.0]}, "b": {"fog": [70.0, 60.0], "contrast": [50.0, 10.0]}}
+    for path in (report.plot_robustness_heatmap(acc, [1, 5], tmp_path / "h.png", clean={"a": 95.0, "b": 90.0}),
+                 report.plot_accuracy_vs_severity(acc, [1, 5], tmp_path / "s.png"),
+                 report.plot_confusion_matrix(torch.tensor([[3, 1], [0, 4]]), tmp_path / "c.png", classes=["x", "y"])):
+        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
