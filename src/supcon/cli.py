@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -203,7 +204,14 @@ def run_all(cfg: Config, out: Path, methods: Sequence[str], *, resume: bool = Fa
     unknown = set(methods) - {"supcon", "simclr", "ce"}
     if unknown:
         raise ConfigError(f"--methods has unknown entries {sorted(unknown)}; use supcon, simclr, ce")
-    prepare_run_dir(out, resume=False, overwrite=overwrite) if not resume else out.mkdir(parents=True, exist_ok=True)
+    # Before any process group exists: torchrun's RANK says who owns the folder (rank 0 alone
+    # deletes it under --overwrite); each stage below re-checks and synchronises its own run dir.
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    if resume:
+        if is_main:
+            out.mkdir(parents=True, exist_ok=True)
+    else:
+        prepare_run_dir(out, resume=False, overwrite=overwrite, is_main=is_main)
     data = load_data(cfg)
     results: dict[str, dict[str, Any]] = {}
     for method in methods:
@@ -221,8 +229,9 @@ def run_all(cfg: Config, out: Path, methods: Sequence[str], *, resume: bool = Fa
                            resume=resume and (pre_dir / "linear" / "checkpoint.pt").exists(), data=data)
         results[method] = {"linear_acc": lin["test_acc"], "knn_acc": m["knn_acc"],
                            "seconds": time.perf_counter() - t0}
-    (out / "summary.json").write_text(json.dumps(results, indent=2))
-    (out / "summary.md").write_text(comparison_table(results) + "\n")
+    if is_main:
+        (out / "summary.json").write_text(json.dumps(results, indent=2))
+        (out / "summary.md").write_text(comparison_table(results) + "\n")
     return results
 
 
@@ -232,6 +241,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Each stage of `run` already resumes only where its checkpoint exists.
     resume = args.resume or (args.auto_resume and args.out.is_dir())
     results = run_all(cfg, args.out, methods, resume=resume, overwrite=args.overwrite)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
     print(f"\nResults on {cfg.dataset} ({cfg.arch}, {cfg.epochs} epochs, batch {cfg.batch_size}):")
     print(comparison_table(results))
     print(f"\nrun directories, plots and summary.md in {args.out}")
