@@ -302,3 +302,27 @@ def test_batch_larger_than_dataset(tmp_path, tiny_flags, capsys):
            "batch_size (128)", "larger than the training set (64 images)")
     # Nothing half-made is left behind: the corrected command runs in the same directory.
     assert main(["train-ce", "--out", str(out), *tiny_flags()]) == 0
+
+
+def test_diverging_loss_is_a_clear_error_not_a_traceback(tmp_path, tiny_flags, capsys, monkeypatch):
+    """A NaN loss stops the run with exit code 2 and a message saying what to change."""
+    import supcon.train.engine as engine
+
+    real_fit = engine.fit
+
+    def fit_with_nan_loss(task, *args, **kwargs):
+        step = task.step
+
+        def nan_step(images, labels):
+            loss, extras = step(images, labels)
+            return loss * float("nan"), extras
+
+        task.step = nan_step
+        return real_fit(task, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "fit", fit_with_nan_loss)
+    code = main(["train-ce", "--out", str(tmp_path / "nan"), *tiny_flags(epochs=1)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "loss became nan" in err and "--lr" in err
+    assert "Traceback" not in err

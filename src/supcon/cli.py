@@ -282,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         code = handler(args)
-    except (ConfigError, DatasetError, CheckpointError, RunDirError) as exc:
+    except (ConfigError, DatasetError, CheckpointError, RunDirError, FloatingPointError) as exc:
         print(f"supcon {args.command}: error: {exc}", file=sys.stderr)
         return 2
     distributed.shutdown()  # under torchrun: wait for rank 0's final evaluation, then leave
