@@ -459,35 +459,36 @@ def _format_images(x: Tensor, cfg: Config, rt: Runtime) -> Tensor:
 
 
 @torch.no_grad()
+def _forward_batches(model: nn.Module, images: Tensor, normalize: Normalize, rt: Runtime,
+                     cfg: Config, batch_size: int = 512) -> Iterator[Tensor]:
+    """``model`` outputs (float) for uint8 images, batch by batch, in eval mode, no augmentation."""
+    was_training = model.training
+    model.eval()
+    for start in range(0, images.shape[0], batch_size):
+        x = to_float_images(images[start:start + batch_size].to(rt.device, non_blocking=True))
+        with _autocast(rt):
+            out = model(_format_images(normalize(x), cfg, rt))
+        yield out.float()
+    model.train(was_training)
+
+
 def extract_features(encoder: nn.Module, images: Tensor, normalize: Normalize, rt: Runtime,
                      cfg: Config, batch_size: int = 512) -> Tensor:
     """Encoder representations (no augmentation, eval mode) for uint8 images: (N, out_dim)."""
-    was_training = encoder.training
-    encoder.eval()
-    out = []
-    for start in range(0, images.shape[0], batch_size):
-        x = to_float_images(images[start:start + batch_size].to(rt.device, non_blocking=True))
-        with _autocast(rt):
-            h = encoder(_format_images(normalize(x), cfg, rt))
-        out.append(h.float())
-    encoder.train(was_training)
+    out = list(_forward_batches(encoder, images, normalize, rt, cfg, batch_size))
     return torch.cat(out) if out else torch.zeros(0)
 
 
-@torch.no_grad()
+def _accuracy(pred: Tensor, labels: Tensor) -> float:
+    return 100.0 * (pred.cpu() == labels.cpu()).float().mean().item()
+
+
 def evaluate_classifier(model: nn.Module, images: Tensor, labels: Tensor, normalize: Normalize,
                         rt: Runtime, cfg: Config, batch_size: int = 512) -> dict[str, Any]:
     """Top-1 accuracy (%) of ``model`` (images -> logits) on uint8 images, and the predictions."""
-    model.eval()
-    preds = []
-    for start in range(0, images.shape[0], batch_size):
-        x = to_float_images(images[start:start + batch_size].to(rt.device, non_blocking=True))
-        with _autocast(rt):
-            logits = model(_format_images(normalize(x), cfg, rt))
-        preds.append(logits.argmax(1).cpu())
-    pred = torch.cat(preds)
-    acc = 100.0 * (pred == labels.cpu()).float().mean().item()
-    return {"accuracy": acc, "predictions": pred}
+    pred = torch.cat([logits.argmax(1).cpu()
+                      for logits in _forward_batches(model, images, normalize, rt, cfg, batch_size)])
+    return {"accuracy": _accuracy(pred, labels), "predictions": pred}
 
 
 def _knn_accuracy(train_feats: Tensor, train_labels: Tensor, test_feats: Tensor,
@@ -511,10 +512,32 @@ def knn_evaluate(encoder: nn.Module, data: Data, rt: Runtime, cfg: Config,
                  normalize: Normalize | None = None) -> float:
     """kNN top-1 (%) of an encoder's representations: train split as memory, test split queries."""
     normalize = normalize or _input_transform(data, rt, cfg)
-    train_f = extract_features(encoder, data.train.images, normalize, rt, cfg)
     test_f = extract_features(encoder, data.test.images, normalize, rt, cfg)
+    return _knn_from_test_features(encoder, test_f, data, normalize, rt, cfg)
+
+
+def _knn_from_test_features(encoder: nn.Module, test_f: Tensor, data: Data, normalize: Normalize,
+                            rt: Runtime, cfg: Config) -> float:
+    train_f = extract_features(encoder, data.train.images, normalize, rt, cfg)
     return _knn_accuracy(train_f, data.train.labels.to(train_f.device), test_f,
                          data.test.labels.to(test_f.device), data.num_classes, k=cfg.knn_k)
+
+
+def _finish_encoder_run(encoder: nn.Module, metrics: dict[str, Any], data: Data,
+                        normalize: Normalize, rt: Runtime, cfg: Config, run_dir: Path,
+                        title: str) -> None:
+    """After pretraining or CE (rank 0): kNN accuracy, metrics.json, loss curves and t-SNE,
+    from one pass of the encoder over the test split."""
+    test_f = extract_features(encoder, data.test.images, normalize, rt, cfg)
+    metrics["knn_acc"] = _knn_from_test_features(encoder, test_f, data, normalize, rt, cfg)
+    _write_json(metrics, run_dir / METRICS_JSON)
+    if cfg.plots:
+        from supcon import report
+
+        report.plot_training_curves(run_dir)
+        report.plot_tsne(test_f[: cfg.tsne_points].cpu(), data.test.labels[: cfg.tsne_points],
+                         run_dir / "tsne.png", classes=data.train.classes, seed=cfg.seed,
+                         title=f"{title} encoder, t-SNE of test embeddings")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -644,16 +667,7 @@ def pretrain(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
     extra = {"signature": model_signature(model), **_data_info(data), "method": cfg.method}
     metrics = fit(task, cfg, rt, run_dir, resume=resume, checkpoint_extra=extra)
     if rt.is_main:
-        metrics["knn_acc"] = knn_evaluate(model.encoder, data, rt, cfg, normalize)
-        _write_json(metrics, run_dir / METRICS_JSON)
-        if cfg.plots:
-            from supcon import report
-
-            report.plot_training_curves(run_dir)
-            feats = extract_features(model.encoder, data.test.images[: cfg.tsne_points], normalize, rt, cfg)
-            report.plot_tsne(feats.cpu(), data.test.labels[: cfg.tsne_points], run_dir / "tsne.png",
-                             classes=data.train.classes, seed=cfg.seed,
-                             title=f"{cfg.method} encoder, t-SNE of test embeddings")
+        _finish_encoder_run(model.encoder, metrics, data, normalize, rt, cfg, run_dir, cfg.method)
     return metrics
 
 
@@ -681,8 +695,11 @@ def train_ce(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
             logits = net(_format_images(normalize(x), cfg, rt))
         return F.cross_entropy(logits.float(), labels), {}
 
+    latest: dict[str, Tensor] = {}
+
     def evaluate() -> dict[str, Any]:
         result = evaluate_classifier(model, data.test.images, data.test.labels, normalize, rt, cfg)
+        latest["predictions"] = result["predictions"]
         return {"test_acc": result["accuracy"]}
 
     task = Task(
@@ -694,19 +711,10 @@ def train_ce(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
     extra = {"signature": model_signature(model), **_data_info(data), "method": "ce"}
     metrics = fit(task, cfg, rt, run_dir, resume=resume, checkpoint_extra=extra)
     if rt.is_main:
-        result = evaluate_classifier(model, data.test.images, data.test.labels, normalize, rt, cfg)
-        metrics["test_acc"] = result["accuracy"]
-        metrics["knn_acc"] = knn_evaluate(model.encoder, data, rt, cfg, normalize)
-        _write_json(metrics, run_dir / METRICS_JSON)
-        torch.save(result["predictions"], run_dir / "test_predictions.pt")
-        if cfg.plots:
-            from supcon import report
-
-            report.plot_training_curves(run_dir)
-            feats = extract_features(model.encoder, data.test.images[: cfg.tsne_points], normalize, rt, cfg)
-            report.plot_tsne(feats.cpu(), data.test.labels[: cfg.tsne_points], run_dir / "tsne.png",
-                             classes=data.train.classes, seed=cfg.seed,
-                             title="cross-entropy encoder, t-SNE of test embeddings")
+        if "predictions" not in latest:  # resuming a finished run: no epoch ran here
+            metrics.update(evaluate())
+        torch.save(latest["predictions"], run_dir / "test_predictions.pt")
+        _finish_encoder_run(model.encoder, metrics, data, normalize, rt, cfg, run_dir, "cross-entropy")
     return metrics
 
 
@@ -791,14 +799,17 @@ def train_linear(cfg: Config, checkpoint: str | Path, run_dir: str | Path, *, re
                     logits = classifier_net(h.float())
         return F.cross_entropy(logits.float(), labels), {}
 
+    latest: dict[str, Tensor] = {}
+
     def evaluate() -> dict[str, Any]:
         if cfg.finetune:
-            return {"test_acc": evaluate_classifier(full, data.test.images, data.test.labels,
-                                                    normalize, rt, cfg)["accuracy"]}
-        encoder.eval()
-        with torch.no_grad():
-            pred = classifier(test_feats).argmax(1).cpu()
-        return {"test_acc": 100.0 * (pred == data.test.labels).float().mean().item()}
+            pred = evaluate_classifier(full, data.test.images, data.test.labels,
+                                       normalize, rt, cfg)["predictions"]
+        else:
+            with torch.no_grad():
+                pred = classifier(test_feats).argmax(1).cpu()
+        latest["predictions"] = pred
+        return {"test_acc": _accuracy(pred, data.test.labels)}
 
     batch = min(cfg.linear_batch_size, data.train.images.shape[0])
     if batch < cfg.linear_batch_size:  # capped by a small training set: keep it divisible by the ranks
@@ -813,11 +824,11 @@ def train_linear(cfg: Config, checkpoint: str | Path, run_dir: str | Path, *, re
              **_data_info(data), "method": source.get("method", "?")}
     metrics = fit(task, cfg, rt, run_dir, resume=resume, checkpoint_extra=extra)
     if rt.is_main:
-        result = evaluate_classifier(full, data.test.images, data.test.labels, normalize, rt, cfg)
-        metrics["test_acc"] = result["accuracy"]
+        if "predictions" not in latest:  # resuming a finished run: no epoch ran here
+            metrics.update(evaluate())
         metrics["source_method"] = source.get("method", "?")
         _write_json(metrics, run_dir / METRICS_JSON)
-        torch.save(result["predictions"], run_dir / "test_predictions.pt")
+        torch.save(latest["predictions"], run_dir / "test_predictions.pt")
         if cfg.plots:
             from supcon import report
 
