@@ -196,6 +196,11 @@ def comparison_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _launched_as_rank_zero() -> bool:
+    """Rank 0 of a torchrun launch (or no launcher), known before any process group exists."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def run_all(cfg: Config, out: Path, methods: Sequence[str], *, resume: bool = False,
             overwrite: bool = False) -> dict[str, dict[str, Any]]:
     """Pretrain + linear probe for SupCon and SimCLR, and the CE baseline, same budget each."""
@@ -206,7 +211,7 @@ def run_all(cfg: Config, out: Path, methods: Sequence[str], *, resume: bool = Fa
         raise ConfigError(f"--methods has unknown entries {sorted(unknown)}; use supcon, simclr, ce")
     # Before any process group exists: torchrun's RANK says who owns the folder (rank 0 alone
     # deletes it under --overwrite); each stage below re-checks and synchronises its own run dir.
-    is_main = int(os.environ.get("RANK", "0")) == 0
+    is_main = _launched_as_rank_zero()
     if resume:
         if is_main:
             out.mkdir(parents=True, exist_ok=True)
@@ -241,7 +246,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Each stage of `run` already resumes only where its checkpoint exists.
     resume = args.resume or (args.auto_resume and args.out.is_dir())
     results = run_all(cfg, args.out, methods, resume=resume, overwrite=args.overwrite)
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not _launched_as_rank_zero():
         return 0
     print(f"\nResults on {cfg.dataset} ({cfg.arch}, {cfg.epochs} epochs, batch {cfg.batch_size}):")
     print(comparison_table(results))

@@ -19,7 +19,7 @@ from torch import Tensor
 
 __all__ = ["init_from_env", "is_distributed", "rank", "world_size", "barrier", "all_gather_with_grad",
            "all_gather_no_grad", "all_gather_object", "all_reduce_mean", "gather_contrast",
-           "broadcast_object", "shutdown"]
+           "shutdown"]
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +102,6 @@ def all_reduce_mean(tensor: Tensor) -> Tensor:
     out = tensor.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out / dist.get_world_size()
-
-
-def broadcast_object(obj: object, src: int = 0) -> object:
-    if not is_distributed():
-        return obj
-    holder = [obj]
-    dist.broadcast_object_list(holder, src=src)
-    return holder[0]
 
 
 class _GatherWithGrad(torch.autograd.Function):

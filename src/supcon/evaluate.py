@@ -1143,10 +1143,6 @@ def robustness_table(summary: Mapping[str, Any]) -> str:
     return markdown_table(*robustness_rows(summary))
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _cmd_robustness(args: argparse.Namespace) -> int:
     names = parse_corruptions(args.corruptions)  # fail fast, before loading anything
     sevs = parse_severities(args.severities)
