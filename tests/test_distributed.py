@@ -180,6 +180,22 @@ def test_torchrun_pretrain_writes_one_checkpoint(tmp_path, tiny_flags):
     assert state["extra"]["queue"]["filled"] == 32 and (state["extra"]["queue"]["labels"] >= 0).all()
 
 
+def test_torchrun_run_trains_every_stage_and_rank_zero_alone_reports(tmp_path, tiny_flags):
+    """`supcon run` under torchrun: CE, pretraining and the linear probe all run under DDP; rank 0
+    alone clears the --overwrite folder and writes and prints the summary."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "stale.txt").write_text("from an earlier run")
+    proc = _torchrun(["-m", "supcon", "run", "--methods", "supcon,ce", *tiny_flags(),
+                      "--overwrite", "--out", str(out)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert not (out / "stale.txt").exists()
+    for ckpt in ("ce/checkpoint.pt", "supcon/checkpoint.pt", "supcon/linear/checkpoint.pt"):
+        assert (out / ckpt).is_file(), ckpt
+    assert (out / "summary.md").read_text().count("| supcon |") == 1
+    assert proc.stdout.count("Results on") == 1  # one table, from rank 0
+
+
 _PREEMPTED = textwrap.dedent("""
     import os, sys
     from supcon import cli
