@@ -7,6 +7,7 @@ path runs instead, with identical results.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 
@@ -15,9 +16,12 @@ from torch import Tensor
 __all__ = ["triton_available", "triton_applicable", "triton_row_losses"]
 
 
+@functools.lru_cache(maxsize=None)
 def triton_available() -> bool:
-    """True when Triton is importable (it is an optional dependency)."""
-    return importlib.util.find_spec("triton") is not None
+    """True when Triton and the kernel module are importable (Triton is optional). Cached: the
+    loss asks on every call."""
+    return (importlib.util.find_spec("triton") is not None
+            and importlib.util.find_spec("supcon.kernels.triton_supcon") is not None)
 
 
 def triton_applicable(anchors: Tensor, spec: object, variant: str, denominator: str) -> bool:
@@ -26,8 +30,6 @@ def triton_applicable(anchors: Tensor, spec: object, variant: str, denominator: 
         return False
     forced = os.environ.get("TRITON_INTERPRET") == "1" and os.environ.get("SUPCON_FORCE_TRITON") == "1"
     if not (anchors.is_cuda or forced) or not triton_available():
-        return False
-    if importlib.util.find_spec("supcon.kernels.triton_supcon") is None:
         return False
     from supcon.kernels.triton_supcon import supports
 
