@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from supcon.config import FIELD_HELP, Config, ConfigError, config_from_dict, load_config
+from supcon.config import FIELD_HELP, Config, ConfigError, config_from_dict, known_config_values
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -126,9 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _checkpoint_config(path: Path) -> dict[str, Any]:
     from supcon.train.checkpoint import load_checkpoint
 
-    state = load_checkpoint(path, kind=("pretrain", "ce"))
-    known = {f.name for f in dataclasses.fields(Config)}
-    return {k: v for k, v in state.get("config", {}).items() if k in known}
+    return known_config_values(load_checkpoint(path, kind=("pretrain", "ce")).get("config", {}))
 
 
 def _print_metrics(title: str, metrics: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Config", "ConfigError", "load_config", "config_from_dict", "config_to_dict",
+__all__ = ["Config", "ConfigError", "load_config", "config_from_dict", "config_to_dict", "known_config_values",
            "save_config", "FIELD_HELP"]
 
 
@@ -185,6 +185,13 @@ def coerce(name: str, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name} expects {getattr(base, '__name__', base)}, got {value!r}") from None
+
+
+def known_config_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` that are Config fields: a checkpoint written by another version
+    may carry keys this one does not know, and they must not fail its loading."""
+    known = {f.name for f in fields(Config)}
+    return {k: v for k, v in values.items() if k in known}
 
 
 def config_from_dict(values: dict[str, Any], base: Config | None = None) -> Config:

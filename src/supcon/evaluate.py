@@ -24,9 +24,7 @@ a ``linear`` checkpoint (its encoder comes from the pretrain checkpoint it names
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import io
 import itertools
 import json
 import logging
@@ -42,7 +40,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from supcon.config import Config, ConfigError, coerce, config_from_dict
+from supcon.config import Config, ConfigError, coerce, config_from_dict, known_config_values
+from supcon.train.checkpoint import write_csv_atomic, write_text_atomic
 
 __all__ = [
     "ImageClassifier", "load_classifier", "load_supcon_model", "checkpoint_config",
@@ -101,28 +100,7 @@ class ImageClassifier(nn.Module):
 
 def checkpoint_config(state: Mapping[str, Any]) -> Config:
     """The :class:`Config` stored in a checkpoint (keys this version does not know are dropped)."""
-    known = {f.name for f in dataclasses.fields(Config)}
-    return config_from_dict({k: v for k, v in dict(state.get("config", {})).items() if k in known})
-
-
-def _encoder_from_signature(signature: Mapping[str, Any], path: Path) -> nn.Module:
-    from supcon.models import build_encoder
-    from supcon.train.checkpoint import CheckpointError
-
-    try:
-        return build_encoder(signature["arch"], in_channels=signature["in_channels"],
-                             stem=signature.get("stem") or "cifar", width=signature.get("width", 1))
-    except KeyError:
-        raise CheckpointError(f"{path} has no model signature (arch, in_channels)") from None
-
-
-def _load_weights(module: nn.Module, weights: Mapping[str, Tensor], path: Path, what: str) -> None:
-    from supcon.train.checkpoint import CheckpointError
-
-    try:
-        module.load_state_dict(weights)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: the {what} weights do not fit the model it names: {exc}") from None
+    return config_from_dict(known_config_values(dict(state.get("config", {}))))
 
 
 def _source_checkpoint(path: Path, state: Mapping[str, Any]) -> Path:
@@ -165,7 +143,7 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
     """
     from supcon.models import CEModel, LinearClassifier
     from supcon.train.checkpoint import CheckpointError, load_checkpoint
-    from supcon.train.engine import encoder_from_checkpoint
+    from supcon.train.engine import encoder_from_checkpoint, encoder_from_signature, load_weights
 
     path = Path(path)
     state = load_checkpoint(path, map_location=map_location)
@@ -179,16 +157,16 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
     weights = state["model"]
     if kind == "ce":
         sig = state.get("signature", {})
-        encoder = _encoder_from_signature(sig, path)
+        encoder = encoder_from_signature(sig, path)
         model = CEModel(encoder, int(sig.get("num_classes", state.get("num_classes", 0))))
-        _load_weights(model, weights["model"], path, "CE model")
+        load_weights(model, weights["model"], path, "CE model")
         encoder, classifier = model.encoder, model.classifier
         method, source = "ce", None
     else:
         sig = state.get("signature", {})
         if "encoder" in weights:  # fine-tuned: the encoder travels with the classifier
-            encoder = _encoder_from_signature(sig, path)
-            _load_weights(encoder, weights["encoder"], path, "encoder")
+            encoder = encoder_from_signature(sig, path)
+            load_weights(encoder, weights["encoder"], path, "encoder")
             source = None
         else:
             source = _source_checkpoint(path, state)
@@ -201,7 +179,7 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
                         f"a {key}={sig[key]!r} one: the pretrain checkpoint was replaced")
         w = weights["classifier"]["weight"]
         classifier = LinearClassifier(int(w.shape[1]), int(w.shape[0]))
-        _load_weights(classifier, weights["classifier"], path, "linear classifier")
+        load_weights(classifier, weights["classifier"], path, "linear classifier")
         method = state.get("method", "?")
     norm = state.get("normalization")
     if not norm:
@@ -229,6 +207,7 @@ def load_supcon_model(path: str | Path, map_location: str | torch.device = "cpu"
     """
     from supcon.models import SupConModel
     from supcon.train.checkpoint import CheckpointError, load_checkpoint
+    from supcon.train.engine import encoder_from_signature, load_weights
 
     path = Path(path)
     state = load_checkpoint(path, map_location=map_location, kind=("pretrain", "linear", "ce"))
@@ -242,9 +221,9 @@ def load_supcon_model(path: str | Path, map_location: str | torch.device = "cpu"
         path = _source_checkpoint(path, state)
         state = load_checkpoint(path, map_location=map_location, kind="pretrain")
     sig = state.get("signature", {})
-    encoder = _encoder_from_signature(sig, path)
+    encoder = encoder_from_signature(sig, path)
     model = SupConModel(encoder, head=sig.get("head", "mlp"), feat_dim=int(sig.get("feat_dim", 128)))
-    _load_weights(model, state["model"]["model"], path, "SupCon model")
+    load_weights(model, state["model"]["model"], path, "SupCon model")
     state["path"] = str(path)
     return model.eval(), state
 
@@ -616,7 +595,7 @@ def run_robustness(checkpoint: str | Path, out: str | Path, *, baseline: str | P
                 "severities) for " + ", ".join(f"{c} ({v:.0f})" for c, v in fragile.items())
                 + ": these ratios, and the relative mCE, are unreliable")
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "robustness.json", json.dumps(summary, indent=2))
+    write_text_atomic(out / "robustness.json", json.dumps(summary, indent=2))
     rows = []
     for model_name, r in summary["models"].items():
         rows.append({"model": model_name, "corruption": "clean", "severity": 0,
@@ -625,7 +604,7 @@ def run_robustness(checkpoint: str | Path, out: str | Path, *, baseline: str | P
             for sev, acc, err in zip(sevs, r["accuracy"][corruption], r["error"][corruption]):
                 rows.append({"model": model_name, "corruption": corruption, "severity": sev,
                              "accuracy": acc, "error": err})
-    _write_csv(out / "robustness.csv", rows)
+    write_csv_atomic(out / "robustness.csv", rows)
     if plots:
         from supcon import report
 
@@ -639,24 +618,6 @@ def run_robustness(checkpoint: str | Path, out: str | Path, *, baseline: str | P
 def _display_name(key: str, model: Mapping[str, Any]) -> str:
     method = model.get("method")
     return f"{key} ({method})" if method and method != "?" else key
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]], fieldnames: Sequence[str] | None = None) -> None:
-    keys = list(fieldnames) if fieldnames is not None else []
-    if fieldnames is None:
-        for row in rows:
-            keys.extend(k for k in row if k not in keys)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=keys, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    _write_text(path, buffer.getvalue())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -835,12 +796,12 @@ def run_sweep(base: Config, grid: Mapping[str, Sequence[Any]], methods: Sequence
         row = {"method": run.method, **{k: run.params.get(k, "") for k in keys}, **result,
                "seconds": round(time.perf_counter() - t0, 3), "run_dir": run.name}
         rows.append(row)
-        _write_csv(out / "sweep.csv", rows, fields)
+        write_csv_atomic(out / "sweep.csv", rows, fields)
         if on_result is not None:
             on_result(run, row)
     summary = {"grid": {k: list(v) for k, v in grid.items()}, "methods": list(dict.fromkeys(methods)),
                "epochs": base.epochs, "rows": rows, "spread": sweep_spread(rows)}
-    _write_text(out / "sweep.json", json.dumps(summary, indent=2, default=str))
+    write_text_atomic(out / "sweep.json", json.dumps(summary, indent=2, default=str))
     if plots:
         from supcon import report
 
@@ -1078,8 +1039,8 @@ def run_gradients(checkpoint: str | Path, out: str | Path, *, batch: int = 256, 
                      "trained_variant": cfg.variant})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "gradients.json", json.dumps(analysis, indent=2))
-    _write_csv(out / "gradients.csv", analysis["out"]["binned"] + analysis["in"]["binned"])
+    write_text_atomic(out / "gradients.json", json.dumps(analysis, indent=2))
+    write_csv_atomic(out / "gradients.csv", analysis["out"]["binned"] + analysis["in"]["binned"])
     if plots:
         from supcon import report
 

@@ -11,15 +11,18 @@ Layout::
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng",
-           "FORMAT", "VERSION"]
+           "write_text_atomic", "write_csv_atomic", "FORMAT", "VERSION"]
 
 FORMAT = "supcon"
 VERSION = 1
@@ -91,3 +94,25 @@ def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temp file and a rename: readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_csv_atomic(path: str | Path, rows: Sequence[Mapping[str, Any]],
+                     fieldnames: Sequence[str] | None = None) -> None:
+    """A CSV of ``rows`` (columns: ``fieldnames``, or every key in order of appearance), atomically."""
+    keys = list(fieldnames) if fieldnames is not None else []
+    if fieldnames is None:
+        for row in rows:
+            keys.extend(k for k in row if k not in keys)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())

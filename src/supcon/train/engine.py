@@ -35,7 +35,7 @@ from supcon.data import ImageDataset, label_fraction_subset, load_dataset, norma
 from supcon.losses import SupConLoss
 from supcon.models import CEModel, LinearClassifier, SupConModel, build_encoder, model_signature
 from supcon.train.checkpoint import (CheckpointError, capture_rng, load_checkpoint, restore_rng,
-                                     save_checkpoint)
+                                     save_checkpoint, write_csv_atomic, write_text_atomic)
 from supcon.train.optim import build_optimizer, learning_rate, set_learning_rate
 
 __all__ = ["RunDirError", "Runtime", "prepare_run_dir", "setup_runtime", "load_data", "pretrain",
@@ -135,23 +135,12 @@ def prepare_run_dir(path: str | Path, *, resume: bool = False, overwrite: bool =
 
 def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     """Rewrites the per-epoch CSV atomically from the history kept in the checkpoint."""
-    if not rows:
-        return
-    keys: list[str] = []
-    for row in rows:
-        keys.extend(k for k in row if k not in keys)
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    if rows:
+        write_csv_atomic(path, rows)
 
 
 def _write_json(data: dict[str, Any], path: Path) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -723,6 +712,23 @@ def train_ce(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
 # ---------------------------------------------------------------------------------------------
 
 
+def encoder_from_signature(signature: dict[str, Any], path: str | Path) -> nn.Module:
+    """A fresh encoder of the architecture a checkpoint's ``signature`` names."""
+    try:
+        return build_encoder(signature["arch"], in_channels=signature["in_channels"],
+                             stem=signature.get("stem") or "cifar", width=signature.get("width", 1))
+    except KeyError:
+        raise CheckpointError(f"{path} has no model signature (arch, in_channels)") from None
+
+
+def load_weights(module: nn.Module, weights: dict[str, Tensor], path: str | Path, what: str) -> None:
+    """``module.load_state_dict(weights)``, with a CheckpointError naming the file on a mismatch."""
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: the {what} weights do not fit the model it names: {exc}") from None
+
+
 def encoder_from_checkpoint(path: str | Path, cfg: Config | None = None, *,
                             channels: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuilds the encoder stored in a pretrain or CE checkpoint (architecture from the file).
@@ -733,22 +739,13 @@ def encoder_from_checkpoint(path: str | Path, cfg: Config | None = None, *,
     """
     state = load_checkpoint(path, kind=("pretrain", "ce"))
     sig = state.get("signature", {})
-    try:
-        arch, in_ch = sig["arch"], sig["in_channels"]
-    except KeyError:
-        raise CheckpointError(f"{path} has no model signature (arch, in_channels)") from None
-    if channels is not None and channels != in_ch:
-        raise CheckpointError(
-            f"{path} holds an encoder for {in_ch}-channel images, the dataset has {channels} channels")
-    encoder = build_encoder(arch, in_channels=in_ch, stem=sig.get("stem") or "cifar",
-                            width=sig.get("width", 1))
-    weights = state["model"]["model"]
+    encoder = encoder_from_signature(sig, path)
+    if channels is not None and channels != encoder.in_channels:
+        raise CheckpointError(f"{path} holds an encoder for {encoder.in_channels}-channel images, "
+                              f"the dataset has {channels} channels")
     prefix = "encoder."
-    enc_weights = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-    try:
-        encoder.load_state_dict(enc_weights)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit architecture {arch!r}: {exc}") from None
+    load_weights(encoder, {k[len(prefix):]: v for k, v in state["model"]["model"].items()
+                           if k.startswith(prefix)}, path, f"{sig['arch']!r} encoder")
     return encoder, state
 
 
