@@ -110,6 +110,13 @@ def supports(anchors: Tensor, spec: object, variant: str, denominator: str) -> b
 
 
 @triton.jit
+def _load_rows(ptr, rows, rows_ok, stride_row, stride_col, offs_d, d_ok):
+    """A (len(rows) x BLOCK_D) float32 tile of a 2-D tensor, zero outside it (ragged edges)."""
+    return tl.load(ptr + rows.to(tl.int64)[:, None] * stride_row + offs_d[None, :] * stride_col,
+                   mask=rows_ok[:, None] & d_ok[None, :], other=0.0).to(tl.float32)
+
+
+@triton.jit
 def _supcon_fwd_kernel(
     a_ptr, c_ptr, anchor_index_ptr, anchor_group_ptr, contrast_group_ptr,
     loss_ptr, npos_ptr, lse_ptr, lse_pos_ptr,
@@ -123,8 +130,7 @@ def _supcon_fwd_kernel(
     offs_d = tl.arange(0, BLOCK_D)
     row_ok = offs_m < M
     d_ok = offs_d < D
-    a = tl.load(a_ptr + offs_m.to(tl.int64)[:, None] * stride_am + offs_d[None, :] * stride_ad,
-                mask=row_ok[:, None] & d_ok[None, :], other=0.0).to(tl.float32)
+    a = _load_rows(a_ptr, offs_m, row_ok, stride_am, stride_ad, offs_d, d_ok)
     self_col = tl.load(anchor_index_ptr + offs_m, mask=row_ok, other=-1)
     group = tl.load(anchor_group_ptr + offs_m, mask=row_ok, other=0)
 
@@ -139,8 +145,7 @@ def _supcon_fwd_kernel(
     for n0 in range(0, N, BLOCK_N):
         offs_n = n0 + tl.arange(0, BLOCK_N)
         col_ok = offs_n < N
-        c = tl.load(c_ptr + offs_n.to(tl.int64)[:, None] * stride_cn + offs_d[None, :] * stride_cd,
-                    mask=col_ok[:, None] & d_ok[None, :], other=0.0).to(tl.float32)
+        c = _load_rows(c_ptr, offs_n, col_ok, stride_cn, stride_cd, offs_d, d_ok)
         col_group = tl.load(contrast_group_ptr + offs_n, mask=col_ok, other=0)
         s = tl.dot(a, tl.trans(c), input_precision=DOT_PRECISION) * inv_t
         keep = col_ok[None, :] & (offs_n[None, :] != self_col[:, None])
@@ -193,8 +198,7 @@ def _supcon_bwd_anchor_kernel(
     offs_d = tl.arange(0, BLOCK_D)
     row_ok = offs_m < M
     d_ok = offs_d < D
-    a = tl.load(a_ptr + offs_m.to(tl.int64)[:, None] * stride_am + offs_d[None, :] * stride_ad,
-                mask=row_ok[:, None] & d_ok[None, :], other=0.0).to(tl.float32)
+    a = _load_rows(a_ptr, offs_m, row_ok, stride_am, stride_ad, offs_d, d_ok)
     self_col = tl.load(anchor_index_ptr + offs_m, mask=row_ok, other=-1)
     group = tl.load(anchor_group_ptr + offs_m, mask=row_ok, other=0)
     g = tl.load(grad_loss_ptr + offs_m, mask=row_ok, other=0.0)
@@ -208,8 +212,7 @@ def _supcon_bwd_anchor_kernel(
     for n0 in range(0, N, BLOCK_N):
         offs_n = n0 + tl.arange(0, BLOCK_N)
         col_ok = offs_n < N
-        c = tl.load(c_ptr + offs_n.to(tl.int64)[:, None] * stride_cn + offs_d[None, :] * stride_cd,
-                    mask=col_ok[:, None] & d_ok[None, :], other=0.0).to(tl.float32)
+        c = _load_rows(c_ptr, offs_n, col_ok, stride_cn, stride_cd, offs_d, d_ok)
         col_group = tl.load(contrast_group_ptr + offs_n, mask=col_ok, other=0)
         s = tl.dot(a, tl.trans(c), input_precision=DOT_PRECISION) * inv_t
         keep = col_ok[None, :] & (offs_n[None, :] != self_col[:, None])
@@ -242,16 +245,14 @@ def _supcon_bwd_contrast_kernel(
     offs_d = tl.arange(0, BLOCK_D)
     col_ok = offs_n < N
     d_ok = offs_d < D
-    c = tl.load(c_ptr + offs_n.to(tl.int64)[:, None] * stride_cn + offs_d[None, :] * stride_cd,
-                mask=col_ok[:, None] & d_ok[None, :], other=0.0).to(tl.float32)
+    c = _load_rows(c_ptr, offs_n, col_ok, stride_cn, stride_cd, offs_d, d_ok)
     col_group = tl.load(contrast_group_ptr + offs_n, mask=col_ok, other=0)
 
     acc = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
     for m0 in range(0, M, BLOCK_M):
         offs_m = m0 + tl.arange(0, BLOCK_M)
         row_ok = offs_m < M
-        a = tl.load(a_ptr + offs_m.to(tl.int64)[:, None] * stride_am + offs_d[None, :] * stride_ad,
-                    mask=row_ok[:, None] & d_ok[None, :], other=0.0).to(tl.float32)
+        a = _load_rows(a_ptr, offs_m, row_ok, stride_am, stride_ad, offs_d, d_ok)
         self_col = tl.load(anchor_index_ptr + offs_m, mask=row_ok, other=-1)
         group = tl.load(anchor_group_ptr + offs_m, mask=row_ok, other=0)
         g = tl.load(grad_loss_ptr + offs_m, mask=row_ok, other=0.0)
