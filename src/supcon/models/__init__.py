@@ -12,63 +12,11 @@ Example:
 
 from __future__ import annotations
 
-from torch import nn
-
-from supcon.models.heads import (
-    HEAD_KINDS,
-    CEModel,
-    LinearClassifier,
-    ProjectionHead,
-    SupConModel,
-    model_signature,
-)
-from supcon.models.resnet import RESNET_LAYERS, STEMS, BasicBlock, Bottleneck, ResNet, _check_positive_int
+from supcon.models.factory import ARCHITECTURES, build_encoder
+from supcon.models.heads import HEAD_KINDS, LinearClassifier, ProjectionHead
+from supcon.models.networks import CEModel, SupConModel, model_signature
+from supcon.models.resnet import RESNET_LAYERS, STEMS, BasicBlock, Bottleneck, ResNet
 from supcon.models.small import SmallCNN
-
-ARCHITECTURES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet200", "small")
-
-
-def build_encoder(
-    arch: str,
-    in_channels: int = 3,
-    stem: str | None = "cifar",
-    width: int = 1,
-    zero_init_residual: bool = False,
-) -> nn.Module:
-    """Build an encoder by name.
-
-    Args:
-        arch: one of :data:`ARCHITECTURES`.
-        in_channels: channels of the input images (1 grey-scale, 3 RGB; any positive int).
-        stem: ``"cifar"`` (3x3 stride-1 conv, no max-pool) or ``"imagenet"`` (7x7 stride-2 conv and
-            3x3 stride-2 max-pool) for ResNets. Ignored by ``"small"`` (still checked when given);
-            ``None`` means ``"cifar"`` for ResNets.
-        width: channel multiplier (ResNet base width ``64 * width``; small CNN ``out_dim = 128 * width``).
-        zero_init_residual: zero the last batch-norm gamma of every residual block (ResNets only).
-
-    Returns:
-        A module mapping ``(B, in_channels, H, W)`` float images to ``(B, out_dim)`` features, with int
-        attribute ``out_dim`` and configuration attributes ``arch``, ``in_channels``, ``stem``, ``width``.
-
-    Raises:
-        ValueError: unknown ``arch`` or ``stem``, or ``in_channels`` / ``width`` not a positive int.
-    """
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
-    if stem is not None and stem not in STEMS:
-        raise ValueError(f"stem must be one of {STEMS} or None, got {stem!r}")
-    _check_positive_int("in_channels", in_channels)
-    _check_positive_int("width", width)
-    if arch == "small":
-        return SmallCNN(in_channels=in_channels, width=width)
-    return ResNet(
-        arch,
-        in_channels=in_channels,
-        stem=stem if stem is not None else "cifar",
-        width=width,
-        zero_init_residual=zero_init_residual,
-    )
-
 
 __all__ = [
     "ARCHITECTURES",

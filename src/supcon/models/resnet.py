@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from supcon.models.init import check_positive_int, init_weights
+
 STEMS: tuple[str, ...] = ("cifar", "imagenet")
 
 #: Residual block type and number of blocks per stage for each ResNet depth.
@@ -119,12 +121,6 @@ class Bottleneck(nn.Module):
 _BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 class ResNet(nn.Module):
     """A ResNet encoder: stem, four residual stages, global average pooling.
 
@@ -161,8 +157,8 @@ class ResNet(nn.Module):
             raise ValueError(f"arch must be one of {tuple(RESNET_LAYERS)}, got {arch!r}")
         if stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("width", width)
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("width", width)
         block_name, layers = RESNET_LAYERS[arch]
         block = _BLOCKS[block_name]
 
@@ -198,7 +194,7 @@ class ResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.out_dim: int = channels
 
-        _init_weights(self)
+        init_weights(self)
         if zero_init_residual:
             for module in self.modules():
                 if isinstance(module, (BasicBlock, Bottleneck)):
@@ -217,14 +213,3 @@ class ResNet(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.pool(x), 1)
 
-
-def _init_weights(module: nn.Module) -> None:
-    """Kaiming-normal (fan-out) convolutions, unit-gamma / zero-beta batch norms."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from supcon.models.resnet import _check_positive_int, _init_weights
+from supcon.models.init import check_positive_int, init_weights
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
@@ -43,8 +43,8 @@ class SmallCNN(nn.Module):
 
     def __init__(self, in_channels: int = 1, width: int = 1) -> None:
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("width", width)
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("width", width)
         self.arch = "small"
         self.in_channels = in_channels
         self.stem: str | None = None
@@ -58,7 +58,7 @@ class SmallCNN(nn.Module):
             nn.AdaptiveAvgPool2d(1),
         )
         self.out_dim: int = c3
-        _init_weights(self)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode images.
