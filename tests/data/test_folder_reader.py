@@ -1,0 +1,109 @@
+"""Tests for supcon.data.folder: image class folders written here."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from supcon.data import DatasetError, load_dataset
+
+
+def save_image(path: Path, array: np.ndarray, fmt: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, format=fmt)
+    return path
+
+
+def rgb(height: int, width: int, value: tuple[int, int, int]) -> np.ndarray:
+    return np.broadcast_to(np.array(value, dtype=np.uint8), (height, width, 3)).copy()
+
+
+def test_folder_mixed_sizes_resized_to_image_size(tmp_path):
+    save_image(tmp_path / "cat" / "a.png", rgb(10, 10, (255, 0, 0)))
+    save_image(tmp_path / "cat" / "b.jpg", rgb(12, 20, (0, 255, 0)), "JPEG")
+    save_image(tmp_path / "cat" / "c.png", rgb(6, 6, (0, 0, 255)))
+    save_image(tmp_path / "dog" / "a.png", rgb(10, 10, (10, 20, 30)))
+    save_image(tmp_path / "dog" / "b.jpeg", rgb(8, 8, (200, 200, 200)), "JPEG")
+    save_image(tmp_path / "dog" / "c.png", rgb(16, 8, (1, 2, 3)))
+    (tmp_path / "dog" / "notes.txt").write_text("not an image")
+    (tmp_path / "dog" / ".DS_Store").write_bytes(b"\x00\x01junk")
+    train = load_dataset(f"folder:{tmp_path}", "train", image_size=5, test_fraction=0.3)
+    test = load_dataset(f"folder:{tmp_path}", "test", image_size=5, test_fraction=0.3)
+    assert train.images.shape == (4, 3, 5, 5) and test.images.shape == (2, 3, 5, 5)
+    assert train.classes == ["cat", "dog"] and train.name == tmp_path.name
+    assert test.labels.sort().values.tolist() == [0, 1]
+    # Flat colours survive the resize exactly (PNG is lossless).
+    every = torch.cat([train.images, test.images])
+    for colour in ((255, 0, 0), (0, 0, 255), (1, 2, 3)):
+        flat = torch.tensor(colour, dtype=torch.uint8)[:, None, None].expand(3, 5, 5)
+        assert any(torch.equal(img, flat) for img in every)
+
+
+def test_folder_without_image_size_uses_most_common_side_and_centre_crops(tmp_path, caplog):
+    tall = np.zeros((8, 4, 3), dtype=np.uint8)
+    tall[2:6] = 255  # centre 4x4 of an 8x4 image is white, top and bottom rows black
+    for k in range(3):
+        save_image(tmp_path / "a" / f"{k}.png", rgb(4, 4, (k, k, k)))
+        save_image(tmp_path / "b" / f"{k}.png", rgb(4, 4, (9, 9, 9)))
+    save_image(tmp_path / "b" / "tall.png", tall)
+    save_image(tmp_path / "a" / "big.png", rgb(12, 12, (50, 60, 70)))
+    with caplog.at_level(logging.WARNING, logger="supcon.data.folder"):
+        train = load_dataset(f"folder:{tmp_path}", "train", test_fraction=0.25)
+    test = load_dataset(f"folder:{tmp_path}", "test", test_fraction=0.25)
+    assert any("centre-cropping to 4x4" in r.getMessage() for r in caplog.records)
+    every = torch.cat([train.images, test.images])
+    assert every.shape == (8, 3, 4, 4)
+    assert any(bool((img == 255).all()) for img in every)  # the tall image, cropped to its white centre
+    # The big one, downscaled.
+    assert any(bool((img[0] == 50).all() and (img[2] == 70).all()) for img in every)
+
+
+def test_folder_all_grayscale_gives_one_channel(tmp_path):
+    for cls in ("x", "y"):
+        for k in range(3):
+            save_image(tmp_path / cls / f"{k}.png", np.full((6, 6), 40 * k, dtype=np.uint8))
+    train = load_dataset(f"folder:{tmp_path}", "train", test_fraction=0.34)
+    assert train.channels == 1 and train.images.shape[2:] == (6, 6)
+    save_image(tmp_path / "y" / "colour.png", rgb(6, 6, (1, 2, 3)))
+    assert load_dataset(f"folder:{tmp_path}", "train", test_fraction=0.34).channels == 3
+
+
+def test_folder_train_test_subfolders(tmp_path):
+    for k in range(2):
+        save_image(tmp_path / "train" / "ant" / f"{k}.png", rgb(4, 4, (k, 0, 0)))
+        save_image(tmp_path / "train" / "bee" / f"{k}.png", rgb(4, 4, (0, k, 0)))
+        save_image(tmp_path / "train" / "cow" / f"{k}.png", rgb(4, 4, (0, 0, k)))
+    save_image(tmp_path / "val" / "bee" / "0.png", rgb(4, 4, (0, 7, 0)))
+    train = load_dataset(f"folder:{tmp_path}", "train")
+    test = load_dataset(f"folder:{tmp_path}", "test")
+    assert len(train) == 6 and train.classes == ["ant", "bee", "cow"]
+    assert len(test) == 1 and test.classes == train.classes and test.labels.tolist() == [1]
+    assert int(test.images[0, 1, 0, 0]) == 7
+    save_image(tmp_path / "val" / "dog" / "0.png", rgb(4, 4, (1, 1, 1)))
+    with pytest.raises(DatasetError, match=r"\['dog'\].*no counterpart"):
+        load_dataset(f"folder:{tmp_path}", "test")
+
+
+def test_folder_corrupt_image_names_the_file(tmp_path):
+    for k in range(3):
+        save_image(tmp_path / "a" / f"{k}.png", rgb(4, 4, (k, k, k)))
+        save_image(tmp_path / "b" / f"{k}.png", rgb(4, 4, (k, k, k)))
+    broken = tmp_path / "b" / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    with pytest.raises(DatasetError, match=r"cannot read image .*broken\.png"):
+        load_dataset(f"folder:{tmp_path}", "train")
+
+
+def test_folder_empty_class_and_empty_root(tmp_path):
+    with pytest.raises(DatasetError, match="has no class folders"):
+        load_dataset(f"folder:{tmp_path}", "train")
+    save_image(tmp_path / "a" / "0.png", rgb(4, 4, (1, 1, 1)))
+    (tmp_path / "empty_class").mkdir()
+    (tmp_path / "empty_class" / "readme.txt").write_text("no images here")
+    with pytest.raises(DatasetError, match=r"class folder .*empty_class holds no image files"):
+        load_dataset(f"folder:{tmp_path}", "train")
