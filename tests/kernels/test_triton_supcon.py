@@ -22,7 +22,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from supcon.losses import PositiveSpec, _TiledSupCon, supcon_loss
+from supcon.losses import PositiveSpec, supcon_loss
+from supcon.losses.tiled import _TiledSupCon
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("triton") is None, reason="Triton is not installed"

@@ -1,0 +1,76 @@
+"""Tests for supcon.losses.validation: bad input raises ValueError naming the argument."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from supcon import SupConLoss, supcon_loss
+from loss_cases import randn
+
+
+F = randn(4, 2, 3, seed=55)
+LABELS = torch.tensor([0, 1, 0, 1])
+
+BAD_INPUTS = {
+    "features_1d": (dict(features=torch.ones(3, dtype=torch.float64), labels=LABELS[:3]),
+                    "features"),
+    "features_4d": (dict(features=torch.ones(4, 2, 3, 1, dtype=torch.float64), labels=LABELS),
+                    "features"),
+    "labels_count": (dict(labels=torch.tensor([0, 1, 0])), "labels"),
+    "labels_count_multi_hot": (dict(labels=torch.ones(5, 3, dtype=torch.long)), "labels"),
+    "mask_count": (dict(mask=torch.ones(3, 3)), "mask"),
+    "mask_not_square": (dict(mask=torch.ones(4, 3)), "mask"),
+    "labels_and_mask": (dict(labels=LABELS, mask=torch.ones(4, 4)),
+                        r"(?s)(labels.*mask|mask.*labels)"),
+    "nan_features": (dict(features=F.clone().index_fill_(0, torch.tensor([1]), math.nan),
+                          labels=LABELS), "NaN|Inf"),
+    "inf_features": (dict(features=F.clone().index_fill_(0, torch.tensor([2]), math.inf),
+                          labels=LABELS), "NaN|Inf"),
+    "temperature_zero": (dict(labels=LABELS, temperature=0.0), "temperature"),
+    "temperature_negative": (dict(labels=LABELS, temperature=-0.1), "temperature"),
+    "variant": (dict(labels=LABELS, variant="middle"), "variant"),
+    "contrast_mode": (dict(labels=LABELS, contrast_mode="some"), "contrast_mode"),
+    "denominator": (dict(labels=LABELS, denominator="positives"), "denominator"),
+    "reduction": (dict(labels=LABELS, reduction="max"), "reduction"),
+    "one_view_no_labels_2d": (dict(features=randn(4, 3, seed=56)), "labels"),
+    "one_view_no_labels_3d": (dict(features=randn(4, 1, 3, seed=57)), "labels"),
+    "negative_mask": (dict(mask=torch.tensor([[1.0, -0.5, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0],
+                                              [0, 0, 0, 1]])), "mask"),
+    "positives_cap_not_multiple": (dict(labels=LABELS, positives_cap=3), "positives_cap"),
+    "positives_cap_negative": (dict(labels=LABELS, positives_cap=-2), "positives_cap"),
+    "contrast_features_dim": (dict(labels=LABELS, contrast_features=torch.ones(5, 4),
+                                   contrast_labels=torch.zeros(5, dtype=torch.long)),
+                              "contrast_features"),
+    "contrast_labels_without_contrast_features": (
+        dict(labels=LABELS, contrast_labels=torch.zeros(5, dtype=torch.long)), "contrast_labels"),
+    "labels_without_contrast_labels": (
+        dict(labels=LABELS, contrast_features=torch.ones(5, 3, dtype=torch.float64)),
+        "contrast_labels"),
+    "chunk_size_zero": (dict(labels=LABELS, chunk_size=0), "chunk_size"),
+    "chunk_size_negative": (dict(labels=LABELS, chunk_size=-4), "chunk_size"),
+    "chunk_size_string": (dict(labels=LABELS, chunk_size="big"), "chunk_size"),
+    "chunk_size_float": (dict(labels=LABELS, chunk_size=2.5), "chunk_size"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_raises_value_error_naming_the_argument(name: str) -> None:
+    kwargs, pattern = BAD_INPUTS[name]
+    kwargs = dict(kwargs)
+    features = kwargs.pop("features", F)
+    with pytest.raises(ValueError, match=pattern):
+        supcon_loss(features, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["temperature_zero", "variant", "contrast_mode", "denominator",
+                                  "reduction", "chunk_size_zero", "positives_cap_not_multiple"])
+def test_module_rejects_bad_options(name: str) -> None:
+    kwargs, pattern = BAD_INPUTS[name]
+    kwargs = dict(kwargs)
+    labels = kwargs.pop("labels")
+    temperature = kwargs.pop("temperature", 0.1)
+    with pytest.raises(ValueError, match=pattern):
+        SupConLoss(temperature, **kwargs)(F, labels)
