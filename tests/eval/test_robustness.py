@@ -1,5 +1,5 @@
-"""Tests for supcon.evaluate: the mCE arithmetic against hand-computed tables, classifier loading,
-robustness on tiny trained checkpoints, sweeps, the label-fraction budget and the CLI's errors."""
+"""Robustness (supcon.eval.robustness): argument parsing, classifier loading, robustness on tiny
+trained checkpoints and CIFAR-10-C arrays, and the CLI's errors."""
 
 from __future__ import annotations
 
@@ -13,90 +13,21 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import TINY_SETTINGS
+from supcon.checkpoint import CheckpointError, load_checkpoint, load_classifier, save_checkpoint
 from supcon.cli import main
 from supcon.config import ConfigError, config_from_dict
-from supcon.data import DatasetError
-from supcon.evaluate import (
-    CE_IRRELEVANT_KEYS,
+from supcon.corruptions import CORRUPTIONS, EXTRA_CORRUPTIONS
+from supcon.data import DatasetError, load_splits
+from supcon.eval.robustness import (
     classifier_accuracy,
-    corruption_errors,
-    error_table,
     evaluate_robustness,
-    load_classifier,
-    mce,
     parse_corruptions,
-    parse_grid,
     parse_severities,
-    plan_sweep,
-    relative_corruption_errors,
-    relative_mce,
     run_robustness,
-    run_sweep,
 )
-from supcon.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-
-# ---------------------------------------------------------------------------------------------
-# mCE arithmetic on hand-computed tables
-# ---------------------------------------------------------------------------------------------
-
-# Model f and baseline b, error rates at 3 severities.
-ERRORS = {"fog": [0.1, 0.2, 0.3], "contrast": [0.5, 0.5, 0.5]}
-BASE = {"fog": [0.2, 0.4, 0.6], "contrast": [0.25, 0.25, 0.5]}
-CLEAN, BASE_CLEAN = 0.05, 0.1
-
-
-def test_unnormalised_corruption_error_is_the_sum_over_severities():
-    ce = corruption_errors(ERRORS)
-    assert ce == pytest.approx({"fog": 0.6, "contrast": 1.5})
-
-
-def test_corruption_error_and_mce_against_hand_computed_values():
-    # fog: 0.6 / 1.2 = 50 %; contrast: 1.5 / 1.0 = 150 %; mCE = 100 %.
-    assert corruption_errors(ERRORS, BASE) == pytest.approx({"fog": 50.0, "contrast": 150.0})
-    assert mce(ERRORS, BASE) == pytest.approx(100.0)
-    assert mce(ERRORS, BASE, names=["fog"]) == pytest.approx(50.0)
-    # A model identical to its baseline scores 100 on every corruption.
-    assert mce(BASE, BASE) == pytest.approx(100.0)
-
-
-def test_relative_mce_against_hand_computed_values():
-    # fog: (0.05 + 0.15 + 0.25) / (0.1 + 0.3 + 0.5) = 0.45 / 0.9 = 50 %
-    # contrast: 3 * 0.45 / (0.15 + 0.15 + 0.4) = 1.35 / 0.7 = 192.857 %
-    rel = relative_corruption_errors(ERRORS, CLEAN, BASE, BASE_CLEAN)
-    assert rel["fog"] == pytest.approx(50.0)
-    assert rel["contrast"] == pytest.approx(100 * 1.35 / 0.7)
-    assert relative_mce(ERRORS, CLEAN, BASE, BASE_CLEAN) == pytest.approx((50.0 + 100 * 1.35 / 0.7) / 2)
-
-
-def test_relative_mce_differs_from_mce_when_clean_errors_differ():
-    # Same corrupted errors as the baseline but a lower clean error: mCE 100, relative mCE above 100.
-    assert mce(BASE, BASE) == pytest.approx(100.0)
-    assert relative_mce(BASE, 0.0, BASE, BASE_CLEAN) > 100.0
-
-
-def test_error_table_converts_percent_accuracy():
-    assert error_table({"fog": [90.0, 75.0]})["fog"] == pytest.approx([0.1, 0.25])
-    with pytest.raises(ValueError, match="percentages"):
-        error_table({"fog": [120.0]})
-
-
-@pytest.mark.parametrize("errors, baseline, match", [
-    ({"fog": [0.1]}, {"contrast": [0.1]}, "not in baseline_errors"),
-    ({"fog": [0.1, 0.2]}, {"fog": [0.1]}, "2 severities"),
-    ({"fog": [10.0]}, {"fog": [0.1]}, r"error rate in \[0, 1\]"),
-    ({"fog": [0.1]}, {"fog": [0.0]}, "CE is undefined"),
-    ({}, {"fog": [0.1]}, "errors is empty"),
-])
-def test_mce_rejects_malformed_tables(errors, baseline, match):
-    with pytest.raises(ValueError, match=match):
-        mce(errors, baseline)
-
-
-def test_relative_mce_undefined_when_the_baseline_does_not_degrade():
-    with pytest.raises(ValueError, match="relative CE is undefined"):
-        relative_mce({"fog": [0.3]}, 0.1, {"fog": [0.2]}, 0.2)
-
+from supcon.report.plots import write_robustness_plots
+from supcon.train.methods import pretrain, train_ce, train_linear
+from tiny_runs import TINY_SETTINGS
 
 # ---------------------------------------------------------------------------------------------
 # Argument parsing
@@ -104,8 +35,6 @@ def test_relative_mce_undefined_when_the_baseline_does_not_degrade():
 
 
 def test_parse_corruptions_all_groups_and_names():
-    from supcon.corruptions import CORRUPTIONS, EXTRA_CORRUPTIONS
-
     assert parse_corruptions("all") == list(CORRUPTIONS)
     assert parse_corruptions("all+extra") == list(CORRUPTIONS + EXTRA_CORRUPTIONS)
     assert parse_corruptions("noise,fog,gaussian_noise") == ["gaussian_noise", "shot_noise", "impulse_noise", "fog"]
@@ -143,7 +72,6 @@ def test_cli_robustness_reports_a_missing_checkpoint(tmp_path, capsys):
     assert code == 2
     assert "checkpoint not found" in capsys.readouterr().err
 
-
 # ---------------------------------------------------------------------------------------------
 # Tiny trained checkpoints
 # ---------------------------------------------------------------------------------------------
@@ -152,11 +80,9 @@ def test_cli_robustness_reports_a_missing_checkpoint(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def tiny_runs(tiny_npz, tmp_path_factory):
     """A 1-epoch SupCon pretrain + linear probe and a 1-epoch CE run on the tiny npz dataset."""
-    from supcon.train.engine import load_data, pretrain, train_ce, train_linear
-
     root = tmp_path_factory.mktemp("tiny_runs")
     cfg = config_from_dict({"dataset": f"npz:{tiny_npz}", **TINY_SETTINGS, "linear_epochs": 3})
-    data = load_data(cfg)
+    data = load_splits(cfg)
     pretrain(cfg, root / "supcon", data=data)
     lin = train_linear(cfg, root / "supcon" / "checkpoint.pt", root / "supcon" / "linear", data=data)
     ce = train_ce(cfg, root / "ce", data=data)
@@ -200,7 +126,7 @@ def test_load_classifier_finds_the_encoder_of_a_moved_run(tiny_runs, tmp_path):
 def test_run_robustness_writes_tables_and_plots(tiny_runs, tmp_path):
     out = tmp_path / "rob"
     summary = run_robustness(tiny_runs["linear"], out, baseline=tiny_runs["ce"], corruptions="gaussian_noise,contrast",
-                             severities="1,5", device="cpu")
+                             severities="1,5", device="cpu", on_finish=write_robustness_plots)
     for name in ("robustness.json", "robustness.csv", "robustness_heatmap.png", "robustness_severity.png"):
         assert (out / name).is_file(), name
     data = json.loads((out / "robustness.json").read_text())
@@ -227,7 +153,7 @@ def test_run_robustness_writes_tables_and_plots(tiny_runs, tmp_path):
         assert flagged == (images < 5), (c, images, data["notes"])
     # Deterministic: the same corrupted images and accuracies on a second run.
     again = run_robustness(tiny_runs["linear"], tmp_path / "rob2", baseline=tiny_runs["ce"],
-                           corruptions="gaussian_noise,contrast", severities="1,5", device="cpu", plots=False)
+                           corruptions="gaussian_noise,contrast", severities="1,5", device="cpu")
     assert again["models"] == summary["models"]
 
 
@@ -271,86 +197,3 @@ def test_evaluate_robustness_reads_cifar_c_arrays(tmp_path):
                                  [1, 2, 3, 4, 5], cifar_c=tmp_path)
     assert result["m"]["clean_accuracy"] == 100.0
     assert result["m"]["accuracy"]["fog"] == pytest.approx([100.0, 75.0, 50.0, 25.0, 0.0])
-
-
-# ---------------------------------------------------------------------------------------------
-# Sweeps
-# ---------------------------------------------------------------------------------------------
-
-
-def test_parse_grid_types_and_errors():
-    grid = parse_grid(["temperature=0.05,0.1,0.1", "batch-size=64,128", "augment=sim,randaugment"])
-    assert grid == {"temperature": [0.05, 0.1], "batch_size": [64, 128], "augment": ["sim", "randaugment"]}
-    for bad, match in [(["nope=1"], "unknown config key"), (["batch_size=a"], "batch_size expects int"),
-                       (["temperature"], "key=value1,value2"), (["method=supcon,simclr"], "--methods"),
-                       (["lr=0.1,"], "empty value"), (["lr=0.1", "lr=0.2"], "twice")]:
-        with pytest.raises(ConfigError, match=match):
-            parse_grid(bad)
-
-
-def test_plan_sweep_skips_axes_that_cannot_change_cross_entropy():
-    base = config_from_dict({"arch": "small", "device": "cpu"})
-    grid = parse_grid(["temperature=0.05,0.1,0.5", "lr=0.05,0.1", "batch_size=64,128", "augment=sim,randaugment"])
-    runs = plan_sweep(base, grid, ["supcon", "ce"])
-    supcon = [r for r in runs if r.method == "supcon"]
-    ce = [r for r in runs if r.method == "ce"]
-    assert len(supcon) == 24 and len(ce) == 8
-    assert all("temperature" not in r.params for r in ce)
-    assert len({r.name for r in runs}) == len(runs)
-    assert all(not r.config.plots for r in runs)
-    assert {r.config.temperature for r in supcon} == {0.05, 0.1, 0.5}
-    # With a separate CE learning rate, lr no longer changes a CE run either.
-    with_ce_lr = plan_sweep(config_from_dict({"arch": "small", "ce_lr": 0.2}), grid, ["ce"])
-    assert len(with_ce_lr) == 4
-    assert "temperature" in CE_IRRELEVANT_KEYS
-    with pytest.raises(ConfigError, match="--methods"):
-        plan_sweep(base, grid, ["supcon", "byol"])
-    with pytest.raises(ConfigError, match="temperature must be > 0"):
-        plan_sweep(base, parse_grid(["temperature=0,0.1"]), ["supcon"])
-
-
-def test_run_sweep_trains_the_grid_and_plots_the_spread(tiny_npz, tmp_path):
-    base = config_from_dict({"dataset": f"npz:{tiny_npz}", **TINY_SETTINGS})
-    grid = parse_grid(["temperature=0.1,0.5"])
-    out = tmp_path / "sweep"
-    rows = run_sweep(base, grid, ["supcon", "ce"], out)
-    assert [(r["method"], r["temperature"]) for r in rows] == [("supcon", 0.1), ("supcon", 0.5), ("ce", "")]
-    with (out / "sweep.csv").open() as handle:
-        table = list(csv.DictReader(handle))
-    assert [t["method"] for t in table] == ["supcon", "supcon", "ce"]
-    assert table[2]["temperature"] == ""
-    for t in table:
-        assert 0 <= float(t["accuracy"]) <= 100
-    assert (out / "sweep_box.png").is_file()
-    spread = json.loads((out / "sweep.json").read_text())["spread"]
-    assert spread["supcon"]["runs"] == 2 and spread["ce"]["runs"] == 1
-    # Each run's config holds its grid value; CE ran once.
-    assert "temperature: 0.5" in (out / "supcon" / "temperature=0.5" / "config.yaml").read_text()
-    assert sorted(p.name for p in (out / "ce").iterdir()) == ["default"]
-    # A second sweep into the same folder needs --resume (reuses finished runs) or --overwrite.
-    from supcon.train.engine import RunDirError
-
-    with pytest.raises(RunDirError, match="--resume"):
-        run_sweep(base, grid, ["supcon", "ce"], out)
-    again = run_sweep(base, grid, ["supcon", "ce"], out, resume=True, plots=False)
-    assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows]
-
-
-# ---------------------------------------------------------------------------------------------
-# Label fraction: both stages train on the class-balanced subset
-# ---------------------------------------------------------------------------------------------
-
-
-def test_label_fraction_applies_to_pretraining_and_the_probe(tiny_npz, tmp_path, capsys):
-    from conftest import flags_for
-
-    flags = flags_for({"dataset": f"npz:{tiny_npz}", **TINY_SETTINGS, "batch_size": 8, "label_fraction": 0.25})
-    assert main(["pretrain", "--out", str(tmp_path / "pre"), *flags]) == 0
-    # The probe inherits label_fraction from the pretrain checkpoint's config.
-    assert main(["linear", "--checkpoint", str(tmp_path / "pre" / "checkpoint.pt"), "--out",
-                 str(tmp_path / "lin")]) == 0
-    pre = load_checkpoint(tmp_path / "pre" / "checkpoint.pt")
-    lin = load_checkpoint(tmp_path / "lin" / "checkpoint.pt")
-    # 4 classes x 16 training images, a quarter of each class kept: 16 images.
-    assert pre["train_images"] == 16 and lin["train_images"] == 16
-    assert lin["config"]["label_fraction"] == 0.25

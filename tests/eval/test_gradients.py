@@ -11,10 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY_SETTINGS
 from supcon.cli import main
 from supcon.config import config_from_dict
-from supcon.evaluate import (
+from supcon.eval.gradients import (
     analyze_gradients,
     anchor_gradients,
     gradient_coefficients,
@@ -22,6 +21,8 @@ from supcon.evaluate import (
     loss_gradients,
 )
 from supcon.losses import supcon_loss
+from supcon.train.methods import pretrain
+from tiny_runs import TINY_SETTINGS
 
 VARIANTS = ["out", "in"]
 
@@ -163,8 +164,6 @@ def test_analyze_gradients_summaries():
 
 
 def test_gradients_command_on_a_tiny_pretrained_encoder(tiny_npz, tmp_path, capsys):
-    from supcon.train.engine import pretrain
-
     cfg = config_from_dict({"dataset": f"npz:{tiny_npz}", **TINY_SETTINGS})
     pretrain(cfg, tmp_path / "pre")
     out = tmp_path / "grad"

@@ -1,34 +1,34 @@
 """Reports (supcon.report.write_report and `supcon report`) on tiny runs: a `supcon run` folder with
-robustness, sweep and gradient outputs, and single run folders; plus the plot helpers."""
+robustness, sweep and gradient outputs, and single run folders."""
 
 from __future__ import annotations
 
 import csv
+import json
 import re
-from pathlib import Path
 
 import pytest
-import torch
 
-from conftest import TINY_SETTINGS
 from supcon import report
-from supcon.cli import main, run_all
-from supcon.config import ConfigError, config_from_dict
+from supcon.cli import main
+from supcon.config import config_from_dict
+from supcon.eval.gradients import run_gradients
+from supcon.eval.pipeline import run_methods
+from supcon.eval.robustness import run_robustness
+from tiny_runs import TINY_SETTINGS
 
 
 @pytest.fixture(scope="module")
 def tiny_project(tiny_npz, tmp_path_factory):
     """`supcon run` (supcon + ce) with plots, then robustness, gradients and a sweep folder beside it."""
-    from supcon.evaluate import run_gradients, run_robustness
-
     root = tmp_path_factory.mktemp("report_runs")
     cfg = config_from_dict({"dataset": f"npz:{tiny_npz}", **TINY_SETTINGS, "plots": True, "tsne_points": 24})
-    run_all(cfg, root / "run", ["supcon", "ce"])
+    run_methods(cfg, root / "run", ["supcon", "ce"], callbacks=report.training_plots(cfg))
     run_robustness(root / "run" / "supcon" / "linear" / "checkpoint.pt", root / "run" / "robustness",
                    baseline=root / "run" / "ce" / "checkpoint.pt", corruptions="contrast", severities="2",
-                   device="cpu")
+                   device="cpu", on_finish=report.write_robustness_plots)
     run_gradients(root / "run" / "supcon" / "checkpoint.pt", root / "run" / "gradients", batch=8, bins=2,
-                  device="cpu")
+                  device="cpu", on_finish=report.write_gradients_plot)
     sweep = root / "sweep"
     sweep.mkdir()
     rows = [{"method": "supcon", "temperature": 0.1, "accuracy": 70.0, "knn_acc": 60.0, "seconds": 1.0,
@@ -76,8 +76,6 @@ def test_report_of_a_run_folder_is_self_contained(tiny_project, tmp_path):
 
 
 def test_report_tables_hold_the_run_metrics(tiny_project, tmp_path):
-    import json
-
     md_path, _ = report.write_report([tiny_project / "run"], tmp_path / "rep")
     md = md_path.read_text()
     ce_acc = json.loads((tiny_project / "run" / "ce" / "metrics.json").read_text())["test_acc"]
@@ -102,25 +100,3 @@ def test_cli_report_and_its_errors(tiny_project, tmp_path, capsys):
     assert "no runs found" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "r3")]) == 2
     assert "is not a folder" in capsys.readouterr().err
-
-
-def test_find_report_inputs_raises_on_nothing(tmp_path):
-    with pytest.raises(ConfigError, match="no runs found"):
-        report.find_report_inputs([tmp_path])
-
-
-def test_confusion_matrix_counts():
-    predictions = torch.tensor([0, 1, 1, 2, 2, 2])
-    labels = torch.tensor([0, 1, 2, 2, 2, 0])
-    expected = torch.tensor([[1, 0, 1], [0, 1, 0], [0, 1, 2]])
-    assert torch.equal(report.confusion_matrix(predictions, labels, 3), expected)
-    with pytest.raises(ValueError, match="shape"):
-        report.confusion_matrix(predictions, labels[:3], 3)
-
-
-def test_plot_helpers_write_pngs(tmp_path):
-    acc = {"a": {"fog": [90.0, 80.0], "contrast": [85.0, 40.0]}, "b": {"fog": [70.0, 60.0], "contrast": [50.0, 10.0]}}
-    for path in (report.plot_robustness_heatmap(acc, [1, 5], tmp_path / "h.png", clean={"a": 95.0, "b": 90.0}),
-                 report.plot_accuracy_vs_severity(acc, [1, 5], tmp_path / "s.png"),
-                 report.plot_confusion_matrix(torch.tensor([[3, 1], [0, 4]]), tmp_path / "c.png", classes=["x", "y"])):
-        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
