@@ -4,7 +4,7 @@ Two paths train the same encoder (ResNet with the CIFAR stem + MLP head) on the 
 uint8 32x32 RGB data (100 classes), 2 views per image, measured in the same process on the same
 device:
 
-* ``ours``: the step :func:`supcon.train.engine.pretrain` runs, built from the engine's own pieces
+* ``ours``: the step :func:`supcon.train.methods.pretrain` runs, built from the engine's own pieces
   (``setup_runtime``, ``build_supcon_model``, ``_prepare_model``/``_wrap`` for channels_last and
   ``--compile``, ``_autocast`` for bf16 on CUDA, ``build_optimizer`` with fused SGD on CUDA,
   ``SupConLoss`` without input checks on CUDA). The uint8 dataset is held on the device
@@ -73,8 +73,8 @@ if SRC.is_dir() and str(SRC) not in sys.path:
 
 from supcon.augment import Normalize, build_augmentation, make_views  # noqa: E402
 from supcon.config import Config  # noqa: E402
-from supcon.losses import SupConLoss  # noqa: E402
-from supcon.train import engine  # noqa: E402
+from supcon.train.methods.pretrain import EncoderAndHead, build_supcon_model, contrastive_step  # noqa: E402
+from supcon.train.runtime import Runtime, place, prepare_model, setup_runtime, wrap  # noqa: E402
 from supcon.train.optim import build_optimizer, learning_rate, set_learning_rate  # noqa: E402
 
 PATHS = ("ours", "reference")
@@ -153,10 +153,10 @@ def forward_flops_per_image(model: torch.nn.Module, device: torch.device, images
 
 
 def ours_setup(arch: str, width: int, batch: int, device: str, compile_model: bool,
-               images: Tensor, labels: Tensor) -> tuple[Callable[[int], Tensor], torch.nn.Module, engine.Runtime]:
+               images: Tensor, labels: Tensor) -> tuple[Callable[[int], Tensor], torch.nn.Module, Runtime]:
     """The engine's pretraining step (supcon, no probe, no queue, one process) as ``step(i)``.
 
-    Mirrors :func:`supcon.train.engine.pretrain` and the inner loop of ``fit``: learning rate set,
+    Mirrors :func:`supcon.train.methods.pretrain` and the inner loop of ``fit``: learning rate set,
     batch indexed on the device, views augmented, forward under autocast, loss, zero_grad, backward,
     optimizer step, loss accumulated on the device. Returns the step, the plain model (for the FLOP
     count) and the runtime.
@@ -164,17 +164,17 @@ def ours_setup(arch: str, width: int, batch: int, device: str, compile_model: bo
     cfg = Config(arch=arch, width=width, batch_size=batch, device=device, compile=compile_model,
                  lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, temperature=TEMPERATURE,
                  views=VIEWS, epochs=1, progress=False, plots=False)
-    rt = engine.setup_runtime(cfg)
-    model = engine._prepare_model(engine.build_supcon_model(cfg, CHANNELS), cfg, rt)
-    net = engine._wrap(engine._EncoderAndHead(model), cfg, rt)
+    rt = setup_runtime(cfg)
+    model = prepare_model(build_supcon_model(cfg, CHANNELS), rt)
+    net = wrap(EncoderAndHead(model), cfg, rt)
     optimizer = build_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay,
                                 fused=rt.device.type == "cuda" and cfg.optimizer == "sgd")
     augment = build_augmentation(cfg.augment, IMAGE_SIZE, CHANNELS, crop_scale=(cfg.crop_min, 1.0),
                                  blur=cfg.blur, flip=cfg.flip).to(rt.device)
     normalize = Normalize(MEAN, STD).to(rt.device)
-    loss_fn = SupConLoss(cfg.temperature, variant=cfg.variant, chunk_size=engine._loss_chunk(cfg),
-                         check_inputs=rt.device.type != "cuda")
-    train_images = engine._place(images, rt.device)
+    # The very step pretrain() runs (views, encoder + head under autocast, the loss), no probe or queue.
+    batch_loss = contrastive_step(cfg, rt, net, augment, normalize, queue=None, probe_net=None)
+    train_images = place(images, rt.device)
     train_labels = labels.to(rt.device)
     n = train_images.shape[0]
     # fit() copies each epoch's permutation to the device once; so does this.
@@ -190,13 +190,7 @@ def ours_setup(arch: str, width: int, batch: int, device: str, compile_model: bo
         set_learning_rate(optimizer, learning_rate(i % total_steps, total_steps, cfg.lr, 0, cfg.schedule))
         x = train_images[image_order[start:start + batch]].to(rt.device, non_blocking=True)
         y = train_labels[label_order[start:start + batch]]
-        views = make_views(augment, x, cfg.views)  # (b, V, C, S, S)
-        b = views.shape[0]
-        flat = engine._format_images(normalize(views.flatten(0, 1)), cfg, rt)
-        with engine._autocast(rt):
-            _, z = net(flat)
-        features = z.float().view(b, cfg.views, -1)
-        loss = loss_fn(features, y)
+        loss, _ = batch_loss(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -350,7 +344,7 @@ def reference_setup(arch: str, width: int, batch: int, device: torch.device, wor
     random.seed(seed)  # the main process's draws (workers=0); workers are seeded by the DataLoader
     cfg = Config(arch=arch, width=width, batch_size=batch, device=str(device), epochs=1,
                  progress=False, plots=False)
-    model = engine.build_supcon_model(cfg, CHANNELS).to(device)
+    model = build_supcon_model(cfg, CHANNELS).to(device)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     dataset = PILImageDataset(images.permute(0, 2, 3, 1).contiguous().numpy(), labels.numpy(),

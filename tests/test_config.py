@@ -151,3 +151,50 @@ def test_validation_error_says_what_came():
         config_from_dict({"warmup_epochs": -2})
     with pytest.raises(ConfigError, match="weight_decay"):
         config_from_dict({"weight_decay": float("nan")})
+
+
+def test_arch_is_validated_in_the_config():
+    from supcon.models import ARCHITECTURES
+
+    with pytest.raises(ConfigError, match=r"arch must be one of .*resnet18.*got 'resnet9'"):
+        config_from_dict({"arch": "resnet9"})
+    for arch in ARCHITECTURES:
+        assert config_from_dict({"arch": arch}).arch == arch
+
+
+@pytest.mark.parametrize("text, match", [
+    ("epochs: [1, 2\n", "not valid YAML"),
+    ("!!python/object/apply:os.system ['echo hi']\n", "not valid YAML"),
+    ("- a\n- b\n", "must hold a mapping"),
+])
+def test_bad_yaml_files_are_config_errors_naming_the_file(tmp_path, text, match):
+    from supcon.config import read_yaml_mapping
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match) as info:
+        read_yaml_mapping(path, "--config file")
+    assert "--config file" in str(info.value) and str(path) in str(info.value)
+
+
+def test_non_utf8_and_missing_yaml_files_are_config_errors(tmp_path):
+    from supcon.config import read_yaml_mapping
+
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("seed: 1 # caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        read_yaml_mapping(path)
+    with pytest.raises(ConfigError, match="not found"):
+        read_yaml_mapping(tmp_path / "missing.yaml")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert read_yaml_mapping(empty) == {}
+
+
+def test_the_cross_entropy_budget_falls_back_to_the_shared_one():
+    from supcon.config import ce_epoch_count, ce_learning_rate
+
+    assert ce_learning_rate({"lr": 0.5, "ce_lr": None}) == 0.5
+    assert ce_learning_rate({"lr": 0.5, "ce_lr": 0.1}) == 0.1
+    assert ce_epoch_count({"epochs": 10}) == 10
+    assert ce_epoch_count({"epochs": 10, "ce_epochs": 3}) == 3

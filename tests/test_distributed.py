@@ -23,8 +23,8 @@ from torch import nn
 from supcon import supcon_loss
 from supcon import distributed as dist_utils
 from supcon.config import ConfigError, config_from_dict
-from supcon.train import engine
-from supcon.train.engine import epoch_batches
+from supcon.train import runtime
+from supcon.train.loop import epoch_batches
 
 WORLD = 2
 # Global batch of 8 images, 4 per rank; rank 0 holds mostly class 0, rank 1 classes 1-3.
@@ -146,9 +146,9 @@ def test_world_size_that_does_not_divide_the_batch_is_a_config_error():
 
 def test_sync_bn_on_cpu_is_a_config_error():
     cfg = config_from_dict({"sync_bn": True, "device": "cpu", "arch": "small"})
-    rt = engine.Runtime(device=torch.device("cpu"), amp_dtype=None, rank=0, world_size=2)
+    rt = runtime.Runtime(device=torch.device("cpu"), amp_dtype=None, rank=0, world_size=2)
     with pytest.raises(ConfigError, match="sync_bn needs CUDA"):
-        engine._wrap(nn.BatchNorm1d(3), cfg, rt)
+        runtime.wrap(nn.BatchNorm1d(3), cfg, rt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,13 +199,13 @@ def test_torchrun_run_trains_every_stage_and_rank_zero_alone_reports(tmp_path, t
 _PREEMPTED = textwrap.dedent("""
     import os, sys
     from supcon import cli
-    from supcon.train import engine
-    real_save = engine.save_checkpoint
+    from supcon.train import loop
+    real_save = loop.save_checkpoint
     def save_then_die(state, path):
         real_save(state, path)
         if state["epoch"] == 1:
             os._exit(17)  # preempted right after the first checkpoint
-    engine.save_checkpoint = save_then_die
+    loop.save_checkpoint = save_then_die
     sys.exit(cli.main(sys.argv[1:]))
 """)
 

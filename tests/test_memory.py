@@ -11,7 +11,8 @@ from torch import nn
 from reference_losses import reference_supcon_loss
 from supcon import supcon_loss
 from supcon.memory import UNLABELED, LabelQueue, MomentumEncoder, MomentumQueue
-from supcon.train import engine
+from supcon.train import loop
+from supcon.train import methods as engine
 
 # ---------------------------------------------------------------------------------------------
 # LabelQueue
@@ -261,14 +262,14 @@ def test_pretrain_with_queue_resumes_to_identical_weights_and_queue(tmp_path, mo
     cfg = tiny_config(epochs=2, queue_size=40, key_momentum=0.9)
     engine.pretrain(cfg, tmp_path / "full")
 
-    real_save = engine.save_checkpoint
+    real_save = loop.save_checkpoint
 
     def save_then_crash(state, path):
         real_save(state, path)
         raise _Crash
 
     with monkeypatch.context() as patch:
-        patch.setattr(engine, "save_checkpoint", save_then_crash)
+        patch.setattr(loop, "save_checkpoint", save_then_crash)
         with pytest.raises(_Crash):
             engine.pretrain(cfg, tmp_path / "resumed")
     engine.pretrain(cfg, tmp_path / "resumed", resume=True)

@@ -13,6 +13,7 @@ from supcon.augment import AUGMENTATIONS, Normalize, build_augmentation, make_vi
 from supcon.config import Config, load_config
 from supcon.data import ImageDataset, load_dataset
 from supcon.losses import SupConLoss, supcon_loss
+from supcon.train import methods
 from supcon.models import (ARCHITECTURES, CEModel, LinearClassifier, ProjectionHead, SupConModel,
                            build_encoder)
 
@@ -26,10 +27,19 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    """The training entry points import lazily (they pull in plotting and scikit-learn)."""
-    if name in ("pretrain", "train_linear", "train_ce"):
-        from supcon.train import engine
+def _with_plots(name: str):
+    def train(cfg: Config, *args, **kwargs):
+        from supcon.report.plots import training_plots  # matplotlib: only when training from here
 
-        return getattr(engine, name)
-    raise AttributeError(f"module 'supcon' has no attribute {name!r}")
+        kwargs.setdefault("callbacks", training_plots(cfg))
+        return getattr(methods, name)(cfg, *args, **kwargs)
+
+    train.__name__ = train.__qualname__ = name
+    train.__doc__ = (f"``supcon.train.methods.{name}`` with the loss curves and t-SNE plots of "
+                     "``cfg.plots`` (pass ``callbacks=[]`` for none).")
+    return train
+
+
+pretrain = _with_plots("pretrain")
+train_linear = _with_plots("train_linear")
+train_ce = _with_plots("train_ce")

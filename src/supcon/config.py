@@ -9,15 +9,27 @@ config is written next to the results as ``config.yaml``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from supcon.models import ARCHITECTURES
+
 __all__ = ["Config", "ConfigError", "load_config", "config_from_dict", "config_to_dict", "known_config_values",
-           "save_config", "FIELD_HELP"]
+           "save_config", "read_yaml_mapping", "ce_learning_rate", "ce_epoch_count", "FIELD_HELP",
+           "PRETRAIN_METHODS", "RUN_METHODS", "AUGMENT_CHOICES"]
+
+#: Contrastive pretraining methods (``--method``).
+PRETRAIN_METHODS: tuple[str, ...] = ("supcon", "simclr")
+#: Methods `supcon run` and `supcon sweep` compare: the contrastive ones (pretrain + linear probe)
+#: and the cross-entropy baseline.
+RUN_METHODS: tuple[str, ...] = (*PRETRAIN_METHODS, "ce")
+AUGMENT_CHOICES: tuple[str, ...] = ("sim", "autoaugment", "randaugment", "stacked", "none")
 
 
 class ConfigError(ValueError):
@@ -35,7 +47,7 @@ class Config:
     test_fraction: float = field(default=0.2, metadata={"help": "held-out fraction for datasets without a test split"})
     label_fraction: float | None = field(default=None, metadata={"help": "use a class-balanced fraction of the training labels"})
     # model
-    arch: str = field(default="resnet18", metadata={"help": "resnet18|34|50|101|200 or small"})
+    arch: str = field(default="resnet18", metadata={"help": " | ".join(ARCHITECTURES)})
     stem: str = field(default="cifar", metadata={"help": "cifar (3x3, no max-pool) or imagenet (7x7 + max-pool)"})
     width: int = field(default=1, metadata={"help": "ResNet width multiplier"})
     head: str = field(default="mlp", metadata={"help": "projection head: mlp or linear"})
@@ -92,14 +104,15 @@ class Config:
 FIELD_HELP = {f.name: f.metadata.get("help", "") for f in fields(Config)}
 
 _CHOICES = {
+    "arch": ARCHITECTURES,
+    "method": PRETRAIN_METHODS,
+    "augment": AUGMENT_CHOICES,
+    "linear_augment": AUGMENT_CHOICES,
     "stem": ("cifar", "imagenet"),
     "head": ("mlp", "linear"),
-    "method": ("supcon", "simclr"),
     "optimizer": ("sgd", "lars"),
     "schedule": ("cosine", "constant", "step"),
     "variant": ("out", "in"),
-    "augment": ("sim", "autoaugment", "randaugment", "stacked", "none"),
-    "linear_augment": ("sim", "autoaugment", "randaugment", "stacked", "none"),
     "amp": ("auto", "bf16", "off"),
 }
 
@@ -202,16 +215,47 @@ def config_from_dict(values: dict[str, Any], base: Config | None = None) -> Conf
     return Config(**current)
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
-    """Reads a YAML config (a flat mapping of field names) and applies ``overrides``."""
+def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """The mapping a YAML file holds (an empty file is an empty mapping).
+
+    Raises:
+        ConfigError: a missing or unreadable file, a YAML syntax error or unsafe tag, text that
+            is not UTF-8, or a document that is not a mapping; the message names ``what`` and the file.
+    """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise ConfigError(f"{what} {path} is not valid YAML: {detail}") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+        raise ConfigError(f"{what} {path} must hold a mapping of keys to values")
+    return data
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Reads a YAML config (a flat mapping of field names) and applies ``overrides``."""
+    data = read_yaml_mapping(path)
     data.update(overrides or {})
     return config_from_dict(data)
+
+
+def ce_learning_rate(values: Mapping[str, Any]) -> float | None:
+    """The cross-entropy baseline's learning rate: ``ce_lr``, or ``lr`` when it is unset."""
+    return values.get("ce_lr") if values.get("ce_lr") is not None else values.get("lr")
+
+
+def ce_epoch_count(values: Mapping[str, Any]) -> int | None:
+    """The cross-entropy baseline's epochs: ``ce_epochs``, or ``epochs`` when it is unset."""
+    return values.get("ce_epochs") if values.get("ce_epochs") is not None else values.get("epochs")
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Fused Triton kernels for the tiled SupCon loss (Khosla et al. 2020, arXiv 2004.11362).
 
-The same math as the PyTorch tiled path (``supcon.losses._TiledSupCon``) for the cases that
+The same math as the PyTorch tiled path (``supcon.losses.tiled._TiledSupCon``) for the cases that
 matter at scale: positives given by equality of integer groups (class labels, or SimCLR's
 instance ids), optionally with extra contrast rows, the ``"all"`` denominator, and the ``"out"``
 (eq. 2) or ``"in"`` (eq. 3) variant. The (anchors x contrast) similarity matrix never exists in

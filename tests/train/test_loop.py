@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from supcon.config import ConfigError
-from supcon.train import engine
-from supcon.train.engine import RunDirError, epoch_batches, prepare_run_dir
+from supcon.runfiles import RunDirError
+from supcon.train import loop
+from supcon.train import methods as engine
+from supcon.train.loop import epoch_batches
 
 
 class _Interrupted(Exception):
@@ -18,13 +20,13 @@ class _Interrupted(Exception):
 
 
 def _crash_after_first_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_save = engine.save_checkpoint
+    real_save = loop.save_checkpoint
 
     def save_then_crash(state, path):
         real_save(state, path)
         raise _Interrupted(f"killed after epoch {state['epoch']}")
 
-    monkeypatch.setattr(engine, "save_checkpoint", save_then_crash)
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_crash)
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
@@ -126,27 +128,6 @@ def test_metrics_csv_and_json_follow_the_checkpoint_history(tmp_path, tiny_confi
 # ---------------------------------------------------------------------------------------------
 
 
-def test_prepare_run_dir_rules(tmp_path):
-    fresh = prepare_run_dir(tmp_path / "new")
-    assert fresh.is_dir()
-    (fresh / "metrics.csv").write_text("epoch,loss\n")
-    with pytest.raises(RunDirError, match="already holds a run.*--resume.*--overwrite"):
-        prepare_run_dir(fresh)
-    with pytest.raises(RunDirError, match="--resume given but .*checkpoint.pt does not exist"):
-        prepare_run_dir(fresh, resume=True)
-    with pytest.raises(RunDirError, match="mutually exclusive"):
-        prepare_run_dir(fresh, resume=True, overwrite=True)
-    replaced = prepare_run_dir(fresh, overwrite=True)
-    assert replaced.is_dir() and not any(replaced.iterdir())
-    # A directory with unrelated files is not a run.
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "notes.txt").write_text("hi")
-    assert prepare_run_dir(other) == other
-    with pytest.raises(RunDirError, match="does not exist"):
-        prepare_run_dir(tmp_path / "empty", resume=True)
-
-
 # ---------------------------------------------------------------------------------------------
 # Epoch batches
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +161,7 @@ def test_epoch_batches_keep_the_tail_without_drop_last_and_split_ranks():
 
 @pytest.mark.parametrize("changed", [{"feat_dim": 8}, {"online_probe": True}, {"arch": "resnet18"}])
 def test_resume_with_settings_that_do_not_fit_the_checkpoint(changed, tmp_path, tiny_config):
-    from supcon.train.checkpoint import CheckpointError
+    from supcon.checkpoint import CheckpointError
 
     engine.pretrain(tiny_config(), tmp_path)
     with pytest.raises(CheckpointError, match="does not fit this run.*config.yaml"):
@@ -198,7 +179,7 @@ def test_resume_of_a_finished_run_trains_nothing_more(tmp_path, tiny_config):
 
 
 def test_resume_refuses_a_checkpoint_of_another_kind(tmp_path, tiny_config):
-    from supcon.train.checkpoint import CheckpointError
+    from supcon.checkpoint import CheckpointError
 
     engine.train_ce(tiny_config(), tmp_path)
     with pytest.raises(CheckpointError, match="'ce' checkpoint"):

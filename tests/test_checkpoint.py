@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from supcon.train import checkpoint as ckpt_module
-from supcon.train.checkpoint import (FORMAT, VERSION, CheckpointError, capture_rng, load_checkpoint,
+from supcon import checkpoint as ckpt_module
+from supcon import runfiles
+from supcon.checkpoint import (FORMAT, VERSION, CheckpointError, capture_rng, load_checkpoint,
                                      restore_rng, save_checkpoint)
 
 
@@ -89,7 +90,7 @@ def test_failed_rename_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("rename failed")
 
-    monkeypatch.setattr(ckpt_module.os, "replace", broken_replace)
+    monkeypatch.setattr(runfiles.os, "replace", broken_replace)
     with pytest.raises(OSError, match="rename failed"):
         save_checkpoint(_state(2), path)
     monkeypatch.undo()

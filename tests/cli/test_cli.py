@@ -15,7 +15,7 @@ from tiny_runs import TINY_SETTINGS, flags_for, tiny_arrays
 from supcon.cli import main
 from supcon.config import Config, load_config
 from supcon.models import SupConModel, build_encoder, model_signature
-from supcon.train.checkpoint import load_checkpoint, save_checkpoint
+from supcon.checkpoint import load_checkpoint, save_checkpoint
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -306,7 +306,7 @@ def test_batch_larger_than_dataset(tmp_path, tiny_flags, capsys):
 
 def test_diverging_loss_is_a_clear_error_not_a_traceback(tmp_path, tiny_flags, capsys, monkeypatch):
     """A NaN loss stops the run with exit code 2 and a message saying what to change."""
-    import supcon.train.engine as engine
+    import supcon.train.methods.ce as engine
 
     real_fit = engine.fit
 

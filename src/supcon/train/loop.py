@@ -1,0 +1,243 @@
+"""The training loop shared by every method: restore, run an epoch, end an epoch.
+
+A method describes itself as a :class:`Task` (the modules it trains, how one batch becomes a loss,
+how it is evaluated); :func:`fit` drives it. Every epoch ends with an evaluation, one CSV row and an
+atomic checkpoint, so an interrupted run resumed with ``resume=True`` continues to the same numbers
+(on CPU, bit for bit).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from supcon import distributed as dist_utils
+from supcon.checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from supcon.config import Config, ConfigError, config_to_dict, save_config
+from supcon.runfiles import CHECKPOINT_NAME, CONFIG_YAML, METRICS_CSV, METRICS_JSON, write_csv_atomic, write_json_atomic
+from supcon.train.optim import learning_rate, set_learning_rate
+from supcon.train.runtime import Runtime, seed_everything, unwrap
+
+__all__ = ["Task", "fit", "epoch_batches"]
+
+log = logging.getLogger(__name__)
+
+#: (images uint8 on the device, labels) -> (loss, extra metrics to average over the epoch).
+StepFn = Callable[[Tensor, Tensor], tuple[Tensor, dict[str, Tensor]]]
+
+
+@dataclass
+class Task:
+    """What one method trains and how: the loop in :func:`fit` drives it."""
+
+    kind: str  # the checkpoint kind: "pretrain" | "ce" | "linear"
+    modules: dict[str, nn.Module]
+    optimizer: torch.optim.Optimizer
+    base_lr: float
+    epochs: int
+    batch_size: int
+    step: StepFn
+    evaluate: Callable[[], dict[str, Any]]
+    train_images: Tensor
+    train_labels: Tensor
+    extra_state: Callable[[], dict[str, Any]] | None = None  # saved in the checkpoint
+    load_extra_state: Callable[[dict[str, Any]], None] | None = None
+    after_step: Callable[[], None] | None = None  # e.g. the momentum-encoder update
+    warmup: bool = True  # whether cfg.warmup_epochs applies (not to the linear probe)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def epoch_batches(n: int, batch_size: int, epoch: int, seed: int, rank: int = 0,
+                  world_size: int = 1, drop_last: bool = True, shuffle: bool = True) -> list[Tensor]:
+    """Index batches for one epoch: a permutation seeded by (seed, epoch), split across ranks.
+
+    ``batch_size`` is the global batch; each rank gets its contiguous ``batch_size / world``
+    slice of every global batch. Reshuffles every epoch; identical on every rank.
+    """
+    if batch_size % world_size:
+        raise ConfigError(f"batch_size ({batch_size}) must be divisible by the world size ({world_size})")
+    if shuffle:
+        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=gen)
+    else:
+        order = torch.arange(n)
+    if drop_last:
+        if n < batch_size:
+            raise ConfigError(
+                f"batch_size ({batch_size}) is larger than the training set ({n} images): "
+                "lower --batch-size")
+        order = order[: n - n % batch_size]
+    per_rank = batch_size // world_size
+    batches = []
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        batches.append(chunk[rank * per_rank:(rank + 1) * per_rank] if drop_last else chunk)
+    return batches
+
+
+def _indices_on(batches: list[Tensor], device: torch.device) -> list[Tensor] | tuple[Tensor, ...]:
+    """The epoch's index batches on ``device``, copied in one transfer.
+
+    A blocking host-to-device copy ends in ``cudaStreamSynchronize``: one per step (``idx.to(cuda)``)
+    would stop the host from queueing the next step while the GPU runs this one. One per epoch is free.
+    """
+    if not batches or batches[0].device == device:
+        return batches
+    return torch.cat(batches).to(device).split([len(b) for b in batches])
+
+
+def _restore(task: Task, cfg: Config, rt: Runtime, run_dir: Path) -> tuple[int, list[dict[str, Any]]]:
+    """Loads the run's checkpoint into the task; returns (epochs done, history)."""
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    state = load_checkpoint(ckpt_path, map_location=rt.device, kind=task.kind)
+    try:
+        for name, module in task.modules.items():
+            module.load_state_dict(state["model"][name])
+        task.optimizer.load_state_dict(state["optimizer"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise CheckpointError(
+            f"{ckpt_path} does not fit this run's model or optimizer ({exc.__class__.__name__}: "
+            f"{detail}); resume with the settings in {run_dir / CONFIG_YAML}") from None
+    if task.load_extra_state is not None:
+        task.load_extra_state(state.get("extra", {}))
+    start_epoch = int(state["epoch"])
+    per_rank = state.get("rng_per_rank")
+    if per_rank and len(per_rank) == rt.world_size:
+        restore_rng(per_rank[rt.rank])  # every rank continues its own augmentation stream
+    else:
+        restore_rng(state["rng"])
+        if rt.distributed:
+            log.warning("checkpoint was written by %s rank(s), this run has %d: reseeding per rank",
+                        len(per_rank) if per_rank else 1, rt.world_size)
+            seed_everything(cfg.seed + 7_919 * start_epoch, rt.rank)
+    log.info("resumed %s from epoch %d", run_dir, start_epoch)
+    return start_epoch, list(state.get("history", []))
+
+
+@dataclass
+class _Schedule:
+    """Steps of the whole run and the learning rate at each."""
+
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    base_lr: float
+    kind: str
+
+    def lr(self, step: int) -> float:
+        return learning_rate(step, self.total_steps, self.base_lr, self.warmup_steps, self.kind)
+
+
+def _run_epoch(task: Task, cfg: Config, rt: Runtime, epoch: int, schedule: _Schedule,
+               progress: Any) -> dict[str, Any]:
+    """Trains one epoch; returns its CSV row before evaluation (loss, lr, speed, extras)."""
+    for module in task.modules.values():
+        module.train()
+    loss_sum = torch.zeros((), device=rt.device)
+    extra_sums: dict[str, Tensor] = {}
+    t0 = time.perf_counter()
+    batches = epoch_batches(task.train_images.shape[0], task.batch_size, epoch, cfg.seed, rt.rank, rt.world_size)
+    image_idx = _indices_on(batches, task.train_images.device)
+    label_idx = _indices_on(batches, task.train_labels.device)
+    lr = schedule.lr(epoch * schedule.steps_per_epoch)
+    for i in range(len(batches)):
+        lr = schedule.lr(epoch * schedule.steps_per_epoch + i)
+        set_learning_rate(task.optimizer, lr)
+        images = task.train_images[image_idx[i]].to(rt.device, non_blocking=True)
+        labels = task.train_labels[label_idx[i]].to(rt.device, non_blocking=True)
+        loss, extras = task.step(images, labels)
+        task.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        task.optimizer.step()
+        if task.after_step is not None:
+            task.after_step()
+        loss_sum += loss.detach()
+        for key, value in extras.items():
+            extra_sums[key] = extra_sums.get(key, 0) + value.detach()
+        if progress is not None:
+            progress.update(1)
+            if (i + 1) % cfg.log_every == 0 or i + 1 == len(batches):
+                progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}", lr=f"{lr:.3g}")
+    if rt.device.type == "cuda":
+        torch.cuda.synchronize(rt.device)
+    elapsed = time.perf_counter() - t0
+    if rt.distributed:  # global means, identical on every rank (so is the NaN check below)
+        loss_sum = dist_utils.all_reduce_mean(loss_sum)
+        extra_sums = {k: dist_utils.all_reduce_mean(torch.as_tensor(v, device=rt.device))
+                      for k, v in extra_sums.items()}
+    mean_loss = float(loss_sum) / len(batches)
+    if not math.isfinite(mean_loss):
+        raise FloatingPointError(
+            f"loss became {mean_loss} in epoch {epoch + 1}: lower --lr or check the data")
+    row: dict[str, Any] = {"epoch": epoch + 1, "loss": mean_loss, "lr": lr,
+                           "images_per_s": len(batches) * task.batch_size / max(elapsed, 1e-9),
+                           "seconds": elapsed}
+    row.update({key: float(value) / len(batches) for key, value in extra_sums.items()})
+    return row
+
+
+def _end_epoch(task: Task, cfg: Config, rt: Runtime, run_dir: Path, row: dict[str, Any],
+               history: list[dict[str, Any]], checkpoint_extra: dict[str, Any] | None) -> None:
+    """Evaluates, appends the epoch's row, and (rank 0) writes the checkpoint and the CSV."""
+    for module in task.modules.values():
+        module.eval()
+    row.update(task.evaluate())
+    history.append(row)
+    rng_per_rank = dist_utils.all_gather_object(capture_rng()) if rt.distributed else None
+    if rt.is_main:
+        state = {
+            "kind": task.kind,
+            "epoch": row["epoch"],
+            "config": config_to_dict(cfg),
+            "model": {name: unwrap(m).state_dict() for name, m in task.modules.items()},
+            "optimizer": task.optimizer.state_dict(),
+            "extra": task.extra_state() if task.extra_state is not None else {},
+            "rng": capture_rng(),
+            **({"rng_per_rank": rng_per_rank} if rng_per_rank else {}),
+            "history": history,
+            **(checkpoint_extra or {}),
+        }
+        save_checkpoint(state, run_dir / CHECKPOINT_NAME)
+        write_csv_atomic(run_dir / METRICS_CSV, history)
+    dist_utils.barrier()
+
+
+def fit(task: Task, cfg: Config, rt: Runtime, run_dir: Path, *, resume: bool = False,
+        checkpoint_extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The training loop. Returns the final metrics (also written to metrics.json)."""
+    # Checked before config.yaml is written, so a too-large batch leaves no half-made run behind.
+    steps_per_epoch = len(epoch_batches(task.train_images.shape[0], task.batch_size, 0, cfg.seed,
+                                        rt.rank, rt.world_size))
+    start_epoch, history = 0, []
+    if resume:
+        start_epoch, history = _restore(task, cfg, rt, run_dir)
+    elif rt.is_main:
+        save_config(cfg, run_dir / CONFIG_YAML)
+    total_steps = steps_per_epoch * task.epochs
+    warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch)) if task.warmup else 0
+    schedule = _Schedule(steps_per_epoch, total_steps, warmup_steps, task.base_lr, cfg.schedule)
+    progress = None
+    if cfg.progress and rt.is_main:
+        progress = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch,
+                        desc=f"{task.info.get('name', task.kind)}", leave=False, dynamic_ncols=True)
+    for epoch in range(start_epoch, task.epochs):
+        row = _run_epoch(task, cfg, rt, epoch, schedule, progress)
+        _end_epoch(task, cfg, rt, run_dir, row, history, checkpoint_extra)
+    if progress is not None:
+        progress.close()
+    final = dict(history[-1]) if history else {}
+    final["epochs"] = task.epochs
+    final["total_seconds"] = sum(r["seconds"] for r in history)
+    if rt.is_main:
+        write_json_atomic(run_dir / METRICS_JSON, final)
+    return final

@@ -1,0 +1,73 @@
+"""The cross-entropy baseline: the same encoder, augmentation and budget, trained end to end."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from supcon.augment import make_views
+from supcon.config import Config, ce_epoch_count, ce_learning_rate, config_to_dict
+from supcon.data import DataSplits
+from supcon.metrics import evaluate_classifier
+from supcon.models import CEModel, build_encoder, model_signature
+from supcon.runfiles import TEST_PREDICTIONS
+from supcon.train.callbacks import TrainCallback
+from supcon.train.loop import Task, fit
+from supcon.train.methods.common import build_augment, data_info, finish_encoder_run, input_transform, start_run
+from supcon.train.optim import build_optimizer
+from supcon.train.runtime import place, prepare_model, wrap
+
+__all__ = ["train_ce"]
+
+
+def train_ce(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+             data: DataSplits | None = None, callbacks: Sequence[TrainCallback] = ()) -> dict[str, Any]:
+    """End-to-end cross-entropy training with the same encoder, augmentation and budget.
+
+    The learning rate is ``cfg.ce_lr`` (``cfg.lr`` when unset) and the epochs ``cfg.ce_epochs``
+    (``cfg.epochs`` when unset). Writes a 'ce' checkpoint and the test predictions.
+    """
+    rt, run_dir, data = start_run(cfg, run_dir, resume, overwrite, data)
+    encoder = build_encoder(cfg.arch, in_channels=data.channels, stem=cfg.stem, width=cfg.width)
+    model = prepare_model(CEModel(encoder, data.num_classes), rt)
+    net = wrap(model, cfg, rt)
+    values = config_to_dict(cfg)
+    lr = ce_learning_rate(values)
+    optimizer = build_optimizer(model.parameters(), cfg.optimizer, lr, cfg.momentum,
+                                cfg.weight_decay, fused=rt.device.type == "cuda" and cfg.optimizer == "sgd")
+    augment = build_augment(cfg, data).to(rt.device)
+    normalize = input_transform(data, rt)
+
+    def step(images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        x = make_views(augment, images, 1)[:, 0]
+        with rt.autocast():
+            logits = net(rt.format(normalize(x)))
+        return F.cross_entropy(logits.float(), labels), {}
+
+    latest: dict[str, Tensor] = {}
+
+    def evaluate() -> dict[str, Any]:
+        result = evaluate_classifier(model, data.test.images, data.test.labels, normalize, rt.inference())
+        latest["predictions"] = result["predictions"]
+        return {"test_acc": result["accuracy"]}
+
+    task = Task(
+        kind="ce", modules={"model": model}, optimizer=optimizer, base_lr=lr,
+        epochs=ce_epoch_count(values), batch_size=cfg.batch_size, step=step, evaluate=evaluate,
+        train_images=place(data.train.images, rt.device), train_labels=data.train.labels.to(rt.device),
+        info={"name": "ce"},
+    )
+    extra = {"signature": model_signature(model), **data_info(data), "method": "ce"}
+    metrics = fit(task, cfg, rt, run_dir, resume=resume, checkpoint_extra=extra)
+    if rt.is_main:
+        if "predictions" not in latest:  # resuming a finished run: no epoch ran here
+            metrics.update(evaluate())
+        torch.save(latest["predictions"], run_dir / TEST_PREDICTIONS)
+        finish_encoder_run(model.encoder, metrics, data, normalize, rt, cfg, run_dir, "ce", "cross-entropy",
+                           callbacks)
+    return metrics

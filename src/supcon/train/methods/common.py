@@ -1,0 +1,90 @@
+"""What every training method shares: starting a run, its augmentation, and finishing an encoder run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from supcon import distributed as dist_utils
+from supcon.augment import Normalize, build_augmentation
+from supcon.config import Config
+from supcon.data import DataSplits, load_splits
+from supcon.metrics import extract_features, knn_accuracy
+from supcon.runfiles import METRICS_JSON, prepare_run_dir, write_json_atomic
+from supcon.train.callbacks import RunEnd, TrainCallback, notify
+from supcon.train.runtime import Runtime, seed_everything, setup_runtime
+
+__all__ = ["start_run", "build_augment", "input_transform", "data_info", "knn_evaluate",
+           "finish_encoder_run", "loss_chunk"]
+
+
+def start_run(cfg: Config, run_dir: str | Path, resume: bool, overwrite: bool,
+              data: DataSplits | None) -> tuple[Runtime, Path, DataSplits]:
+    """Runtime, a checked run directory (rank 0 creates it), seeded RNGs and the data."""
+    rt = setup_runtime(cfg)
+    run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite, is_main=rt.is_main)
+    dist_utils.barrier()
+    seed_everything(cfg.seed, rt.rank)
+    return rt, run_dir, data or load_splits(cfg)
+
+
+def build_augment(cfg: Config, data: DataSplits, name: str | None = None) -> nn.Module:
+    """The training augmentation ``name`` (default ``cfg.augment``) for the data's images."""
+    return build_augmentation(name or cfg.augment, data.image_size, data.channels,
+                              crop_scale=(cfg.crop_min, 1.0), blur=cfg.blur, flip=cfg.flip)
+
+
+def input_transform(data: DataSplits, rt: Runtime) -> Normalize:
+    """The training split's normalisation, on the run's device."""
+    return Normalize(data.mean, data.std).to(rt.device)
+
+
+def loss_chunk(cfg: Config) -> int | str | None:
+    """``cfg.loss_chunk`` as :func:`supcon.losses.supcon_loss`'s ``chunk_size``."""
+    if cfg.loss_chunk == "dense":
+        return None
+    if cfg.loss_chunk == "auto":
+        return "auto"
+    return int(cfg.loss_chunk)
+
+
+def data_info(data: DataSplits) -> dict[str, Any]:
+    """What a checkpoint records about the data it was trained on."""
+    return {
+        "normalization": {"mean": list(data.mean), "std": list(data.std)},
+        "num_classes": data.num_classes,
+        "classes": list(data.train.classes),
+        "channels": data.channels,
+        "image_size": data.image_size,
+        # training images actually used: fewer than the split's under cfg.label_fraction
+        "train_images": int(data.train.images.shape[0]),
+    }
+
+
+def _knn_with_test_features(encoder: nn.Module, test_f: Tensor, data: DataSplits, normalize: Normalize,
+                            rt: Runtime, k: int) -> float:
+    train_f = extract_features(encoder, data.train.images, normalize, rt.inference())
+    return knn_accuracy(train_f, data.train.labels, test_f, data.test.labels, data.num_classes, k=k)
+
+
+def knn_evaluate(encoder: nn.Module, data: DataSplits, rt: Runtime, cfg: Config,
+                 normalize: Normalize | None = None) -> float:
+    """kNN top-1 (%) of an encoder's representations: train split as memory, test split queries."""
+    normalize = normalize or input_transform(data, rt)
+    test_f = extract_features(encoder, data.test.images, normalize, rt.inference())
+    return _knn_with_test_features(encoder, test_f, data, normalize, rt, cfg.knn_k)
+
+
+def finish_encoder_run(encoder: nn.Module, metrics: dict[str, Any], data: DataSplits, normalize: Normalize,
+                       rt: Runtime, cfg: Config, run_dir: Path, kind: str, title: str,
+                       callbacks: Sequence[TrainCallback]) -> None:
+    """After pretraining or CE (rank 0): kNN accuracy and metrics.json, then the callbacks, all
+    from one pass of the encoder over the test split."""
+    test_f = extract_features(encoder, data.test.images, normalize, rt.inference())
+    metrics["knn_acc"] = _knn_with_test_features(encoder, test_f, data, normalize, rt, cfg.knn_k)
+    write_json_atomic(run_dir / METRICS_JSON, metrics)
+    notify(callbacks, RunEnd(run_dir=run_dir, cfg=cfg, kind=kind, title=title, test_features=test_f.cpu(),
+                             test_labels=data.test.labels, classes=list(data.train.classes)))

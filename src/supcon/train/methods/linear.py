@@ -1,0 +1,138 @@
+"""Stage 2: a linear classifier on a frozen pretrained encoder, or fine-tuning the whole network."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from supcon.augment import Normalize, make_views
+from supcon.checkpoint import encoder_from_checkpoint
+from supcon.config import Config
+from supcon.data import DataSplits
+from supcon.metrics import accuracy, evaluate_classifier, extract_features
+from supcon.models import LinearClassifier
+from supcon.runfiles import METRICS_JSON, TEST_PREDICTIONS, write_json_atomic
+from supcon.train.callbacks import RunEnd, TrainCallback, notify
+from supcon.train.loop import Task, fit
+from supcon.train.methods.common import build_augment, data_info, input_transform, start_run
+from supcon.train.optim import build_optimizer
+from supcon.train.runtime import Runtime, ddp, place, prepare_model, wrap
+
+__all__ = ["train_linear"]
+
+StepFn = Callable[[Tensor, Tensor], tuple[Tensor, dict[str, Tensor]]]
+
+
+def _image_step(cfg: Config, rt: Runtime, encoder: nn.Module, classifier_net: nn.Module, net: nn.Module | None,
+                augment: nn.Module, normalize: Normalize) -> StepFn:
+    """A step on augmented images: through the frozen encoder (no grad), or the whole net (fine-tune)."""
+
+    def step(images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        x = rt.format(normalize(make_views(augment, images, 1)[:, 0]))
+        with rt.autocast():
+            if net is not None:
+                logits = net(x)
+            else:
+                encoder.eval()
+                with torch.no_grad():
+                    h = encoder(x)
+                logits = classifier_net(h.float())
+        return F.cross_entropy(logits.float(), labels), {}
+
+    return step
+
+
+def _feature_step(classifier_net: nn.Module) -> StepFn:
+    """A step on cached encoder features: only the classifier runs."""
+
+    def step(features: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        return F.cross_entropy(classifier_net(features).float(), labels), {}
+
+    return step
+
+
+def _batch_size(cfg: Config, data: DataSplits, rt: Runtime) -> int:
+    """The probe's batch: ``linear_batch_size``, capped by a small training set (and kept divisible
+    by the number of ranks)."""
+    batch = min(cfg.linear_batch_size, data.train.images.shape[0])
+    if batch < cfg.linear_batch_size:
+        batch -= batch % rt.world_size
+    return batch
+
+
+def train_linear(cfg: Config, checkpoint: str | Path, run_dir: str | Path, *, resume: bool = False,
+                 overwrite: bool = False, data: DataSplits | None = None,
+                 callbacks: Sequence[TrainCallback] = ()) -> dict[str, Any]:
+    """Stage 2: a linear classifier on the frozen encoder (or the whole network with ``cfg.finetune``).
+
+    With ``linear_augment: none`` and no fine-tuning the encoder's features are computed once and
+    the classifier trains on them. Writes a 'linear' checkpoint and the test predictions.
+    """
+    rt, run_dir, data = start_run(cfg, run_dir, resume, overwrite, data)
+    encoder, source = encoder_from_checkpoint(checkpoint, cfg, channels=data.channels)
+    encoder = prepare_model(encoder, rt)
+    classifier = LinearClassifier(encoder.out_dim, data.num_classes).to(rt.device)
+    normalize = input_transform(data, rt)
+    full = nn.Sequential(encoder, classifier)
+    cached = not cfg.finetune and cfg.linear_augment == "none"
+    net = None
+    if cfg.finetune:
+        modules: dict[str, nn.Module] = {"encoder": encoder, "classifier": classifier}
+        params = list(full.parameters())
+        net = wrap(full, cfg, rt)
+    else:
+        for p in encoder.parameters():
+            p.requires_grad_(False)
+        encoder.eval()
+        modules = {"classifier": classifier}
+        params = list(classifier.parameters())
+    # Under torchrun the classifier trains on the global batch: DDP averages its gradients.
+    classifier_net = classifier if cfg.finetune else ddp(classifier, rt)
+    optimizer = build_optimizer(params, "sgd", cfg.linear_lr, cfg.momentum,
+                                0.0 if not cfg.finetune else cfg.weight_decay)
+    how = rt.inference()
+    if cached:
+        train_inputs = extract_features(encoder, data.train.images, normalize, how)
+    else:
+        train_inputs = place(data.train.images, rt.device)
+    test_feats = extract_features(encoder, data.test.images, normalize, how) if not cfg.finetune else None
+    if cached:
+        step = _feature_step(classifier_net)
+    else:
+        augment = build_augment(cfg, data, cfg.linear_augment).to(rt.device)
+        step = _image_step(cfg, rt, encoder, classifier_net, net, augment, normalize)
+    latest: dict[str, Tensor] = {}
+
+    def evaluate() -> dict[str, Any]:
+        if cfg.finetune:
+            pred = evaluate_classifier(full, data.test.images, data.test.labels, normalize, how)["predictions"]
+        else:
+            with torch.no_grad():
+                pred = classifier(test_feats).argmax(1).cpu()
+        latest["predictions"] = pred
+        return {"test_acc": accuracy(pred, data.test.labels)}
+
+    task = Task(
+        kind="linear", modules=modules, optimizer=optimizer, base_lr=cfg.linear_lr,
+        epochs=cfg.linear_epochs, batch_size=_batch_size(cfg, data, rt), step=step, evaluate=evaluate,
+        train_images=train_inputs, train_labels=data.train.labels.to(rt.device), warmup=False,
+        info={"name": "linear" if not cfg.finetune else "finetune"},
+    )
+    extra = {"source_checkpoint": str(checkpoint), "signature": source.get("signature", {}),
+             **data_info(data), "method": source.get("method", "?")}
+    metrics = fit(task, cfg, rt, run_dir, resume=resume, checkpoint_extra=extra)
+    if rt.is_main:
+        if "predictions" not in latest:  # resuming a finished run: no epoch ran here
+            metrics.update(evaluate())
+        metrics["source_method"] = source.get("method", "?")
+        write_json_atomic(run_dir / METRICS_JSON, metrics)
+        torch.save(latest["predictions"], run_dir / TEST_PREDICTIONS)
+        notify(callbacks, RunEnd(run_dir=run_dir, cfg=cfg, kind="linear",
+                                 title="fine-tune" if cfg.finetune else "linear probe",
+                                 classes=list(data.train.classes)))
+    return metrics

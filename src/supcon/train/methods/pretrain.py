@@ -1,0 +1,135 @@
+"""Contrastive pretraining: SupCon (labels) and SimCLR (no labels), with an optional online probe
+and momentum-encoder queue. Writes a ``pretrain`` checkpoint (encoder + projection head)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from supcon import distributed as dist_utils
+from supcon.augment import Normalize, make_views
+from supcon.config import Config, ConfigError
+from supcon.data import DataSplits
+from supcon.losses import SupConLoss
+from supcon.memory import MomentumQueue
+from supcon.metrics import evaluate_classifier
+from supcon.models import LinearClassifier, SupConModel, build_encoder, model_signature
+from supcon.train.callbacks import TrainCallback
+from supcon.train.loop import Task, fit
+from supcon.train.methods.common import (build_augment, data_info, finish_encoder_run, input_transform,
+                                         loss_chunk, start_run)
+from supcon.train.optim import build_optimizer
+from supcon.train.runtime import Runtime, ddp, place, prepare_model, wrap
+
+__all__ = ["pretrain", "build_supcon_model", "contrastive_step", "EncoderAndHead"]
+
+
+class EncoderAndHead(nn.Module):
+    """Returns (representation, projection) in one forward, so DDP sees a single call."""
+
+    def __init__(self, model: SupConModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.model.encoder(x)
+        return h, self.model.head(h)
+
+
+def build_supcon_model(cfg: Config, channels: int) -> SupConModel:
+    """The encoder + projection head ``cfg`` describes, for ``channels``-channel images."""
+    encoder = build_encoder(cfg.arch, in_channels=channels, stem=cfg.stem, width=cfg.width)
+    return SupConModel(encoder, head=cfg.head, feat_dim=cfg.feat_dim)
+
+
+def contrastive_step(cfg: Config, rt: Runtime, net: nn.Module, augment: nn.Module, normalize: Normalize,
+                      queue: MomentumQueue | None, probe_net: nn.Module | None
+                      ) -> Callable[[Tensor, Tensor], tuple[Tensor, dict[str, Tensor]]]:
+    """One batch -> (loss, extras): n views, encoder + head, SupCon/SimCLR loss (+ online probe)."""
+    loss_fn = SupConLoss(cfg.temperature, variant=cfg.variant, chunk_size=loss_chunk(cfg),
+                         check_inputs=rt.device.type != "cuda")
+    supervised = cfg.method == "supcon"
+
+    def step(images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        views = make_views(augment, images, cfg.views)  # (b, V, C, S, S)
+        b = views.shape[0]
+        flat = rt.format(normalize(views.flatten(0, 1)))
+        with rt.autocast():
+            h, z = net(flat)
+            # The key encoder embeds one view per image (the last); its keys enter the queue.
+            keys = queue.encode(flat.unflatten(0, (b, cfg.views))[:, -1]) if queue is not None else None
+        features = z.float().view(b, cfg.views, -1)
+        loss_labels = labels if supervised else None
+        contrast = dist_utils.gather_contrast(features, loss_labels) if rt.distributed else {}
+        if queue is not None:
+            contrast = queue.contrast_inputs(keys, loss_labels, contrast)
+        loss = loss_fn(features, loss_labels, **contrast)
+        if queue is not None:
+            queue.enqueue_last()
+        extras = {"contrastive_loss": loss.detach()}
+        if probe_net is not None:
+            probe_loss = F.cross_entropy(probe_net(h.detach().float()), labels.repeat_interleave(cfg.views))
+            extras["probe_loss"] = probe_loss.detach()
+            loss = loss + probe_loss
+        return loss, extras
+
+    return step
+
+
+def pretrain(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+             data: DataSplits | None = None, callbacks: Sequence[TrainCallback] = ()) -> dict[str, Any]:
+    """Contrastive pretraining (``cfg.method``: supcon or simclr); writes a 'pretrain' checkpoint.
+
+    Returns:
+        The final epoch's metrics, with the encoder's kNN accuracy (``knn_acc``) on rank 0.
+    """
+    rt, run_dir, data = start_run(cfg, run_dir, resume, overwrite, data)
+    if cfg.batch_size % rt.world_size:
+        raise ConfigError(
+            f"batch_size ({cfg.batch_size}) must be divisible by the world size ({rt.world_size})")
+    model = prepare_model(build_supcon_model(cfg, data.channels), rt)
+    net = wrap(EncoderAndHead(model), cfg, rt)
+    modules: dict[str, nn.Module] = {"model": model}
+    probe = probe_net = None
+    if cfg.online_probe:
+        probe = LinearClassifier(model.out_dim, data.num_classes).to(rt.device)
+        modules["probe"] = probe
+        probe_net = ddp(probe, rt)
+    params = [p for m in modules.values() for p in m.parameters()]
+    optimizer = build_optimizer(params, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay,
+                                fused=rt.device.type == "cuda" and cfg.optimizer == "sgd")
+    augment = build_augment(cfg, data).to(rt.device)
+    normalize = input_transform(data, rt)
+    queue = None
+    if cfg.queue_size:
+        queue = MomentumQueue(model, cfg.queue_size, cfg.key_momentum, cfg.feat_dim, rt.device,
+                              batch_size=cfg.batch_size)
+    step = contrastive_step(cfg, rt, net, augment, normalize, queue, probe_net)
+
+    def evaluate() -> dict[str, Any]:
+        if probe is None:
+            return {}
+        classifier = nn.Sequential(model.encoder, probe)
+        result = evaluate_classifier(classifier, data.test.images, data.test.labels, normalize, rt.inference())
+        return {"online_probe_acc": result["accuracy"]}
+
+    task = Task(
+        kind="pretrain", modules=modules, optimizer=optimizer, base_lr=cfg.lr, epochs=cfg.epochs,
+        batch_size=cfg.batch_size, step=step, evaluate=evaluate,
+        train_images=place(data.train.images, rt.device), train_labels=data.train.labels.to(rt.device),
+        info={"name": cfg.method},
+    )
+    if queue is not None:
+        task.extra_state = queue.state_dict
+        task.load_extra_state = queue.load_state_dict
+        task.after_step = queue.update_key_encoder
+    extra = {"signature": model_signature(model), **data_info(data), "method": cfg.method}
+    metrics = fit(task, cfg, rt, run_dir, resume=resume, checkpoint_extra=extra)
+    if rt.is_main:
+        finish_encoder_run(model.encoder, metrics, data, normalize, rt, cfg, run_dir, "pretrain", cfg.method,
+                           callbacks)
+    return metrics
