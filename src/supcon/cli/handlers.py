@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,21 @@ def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
     print(f"{title}: " + ", ".join(f"{k}={metrics[k]:.4g}" for k in keys))
 
 
-def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
-    add_run_flags(p, "runs/pretrain")
-    add_config_flags(p)
+def _training_arguments(default_out: str, checkpoint: bool = False) -> Callable[[argparse.ArgumentParser], None]:
+    """The flags of a training command: [--checkpoint], --out and its modes, every Config field."""
+
+    def add(p: argparse.ArgumentParser) -> None:
+        if checkpoint:
+            p.add_argument("--checkpoint", type=Path, required=True, help="pretrain or CE checkpoint.pt")
+        add_run_flags(p, default_out)
+        add_config_flags(p)
+
+    return add
+
+
+add_pretrain_arguments = _training_arguments("runs/pretrain")
+add_linear_arguments = _training_arguments("runs/linear", checkpoint=True)
+add_train_ce_arguments = _training_arguments("runs/ce")
 
 
 def run_pretrain_command(args: argparse.Namespace) -> int:
@@ -43,12 +56,6 @@ def run_pretrain_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_linear_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", type=Path, required=True, help="pretrain or CE checkpoint.pt")
-    add_run_flags(p, "runs/linear")
-    add_config_flags(p)
-
-
 def run_linear_command(args: argparse.Namespace) -> int:
     cfg = config_from_args(args, base=checkpoint_config_values(args.checkpoint))
     resume, overwrite = resume_overwrite(args)
@@ -56,11 +63,6 @@ def run_linear_command(args: argparse.Namespace) -> int:
                            callbacks=training_plots(cfg))
     _print_metrics(f"{'fine-tune' if cfg.finetune else 'linear probe'} -> {args.out}", metrics)
     return 0
-
-
-def add_train_ce_arguments(p: argparse.ArgumentParser) -> None:
-    add_run_flags(p, "runs/ce")
-    add_config_flags(p)
 
 
 def run_train_ce_command(args: argparse.Namespace) -> int:
