@@ -50,6 +50,7 @@ TINY_SETTINGS: dict[str, Any] = {
     "epochs": 1,
     "batch_size": 16,
     "lr": 0.05,
+    "lr_scaling": "none",
     "warmup_epochs": 0,
     "feat_dim": 16,
     "flip": False,

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from supcon.augment import Normalize, to_float_images
 from supcon.config import Config, config_from_dict, known_config_values
-from supcon.models import CEModel, LinearClassifier, SupConModel, build_encoder
+from supcon.models import CEModel, LinearClassifier, ProbeClassifier, SupConModel, build_encoder
 from supcon.runfiles import write_atomic
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng",
@@ -219,8 +219,13 @@ def _linear_parts(path: Path, state: Mapping[str, Any]) -> tuple[nn.Module, nn.M
                 raise CheckpointError(
                     f"{source} holds a {key}={src_sig[key]!r} encoder, but {path} was trained on "
                     f"a {key}={sig[key]!r} one: the pretrain checkpoint was replaced")
-    w = weights["classifier"]["weight"]
-    classifier = LinearClassifier(int(w.shape[1]), int(w.shape[0]))
+    probe_weights = weights["classifier"]
+    if "linear.weight" in probe_weights:  # standardised probe (features -> BatchNorm, no affine -> linear)
+        w = probe_weights["linear.weight"]
+        classifier: nn.Module = ProbeClassifier(int(w.shape[1]), int(w.shape[0]))
+    else:  # a plain linear probe (checkpoints written before the probe standardised its features)
+        w = probe_weights["weight"]
+        classifier = LinearClassifier(int(w.shape[1]), int(w.shape[0]))
     load_weights(classifier, weights["classifier"], path, "linear classifier")
     return encoder, classifier, source
 

@@ -56,11 +56,12 @@ class Config:
     method: str = field(default="supcon", metadata={"help": "supcon | simclr (pretrain)"})
     epochs: int = field(default=100, metadata={"help": "pretraining / CE epochs"})
     batch_size: int = field(default=256, metadata={"help": "global batch size (images, not views)"})
-    lr: float = field(default=0.5, metadata={"help": "peak learning rate"})
+    lr: float = field(default=0.5, metadata={"help": "peak learning rate per 256 images (the run uses lr x batch_size / 256 under lr_scaling=linear)"})
+    lr_scaling: str = field(default="linear", metadata={"help": "linear (lr, ce_lr and linear_lr are per 256 images and scale with the global batch) or none (used as given)"})
     optimizer: str = field(default="sgd", metadata={"help": "sgd or lars"})
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
     weight_decay: float = field(default=1e-4, metadata={"help": "weight decay"})
-    warmup_epochs: float = field(default=0.0, metadata={"help": "linear warm-up epochs"})
+    warmup_epochs: float | None = field(default=None, metadata={"help": "linear warm-up epochs (default: pretraining warms up for 10% of its epochs, at most 10; CE and probes do not)"})
     schedule: str = field(default="cosine", metadata={"help": "cosine | constant | step"})
     temperature: float = field(default=0.1, metadata={"help": "loss temperature"})
     variant: str = field(default="out", metadata={"help": "SupCon variant: out (eq. 2) or in (eq. 3)"})
@@ -75,12 +76,12 @@ class Config:
     sync_bn: bool = field(default=False, metadata={"help": "SyncBatchNorm under torchrun"})
     # linear probe / fine-tune
     linear_epochs: int = field(default=30, metadata={"help": "linear-probe epochs"})
-    linear_lr: float = field(default=0.1, metadata={"help": "linear-probe learning rate"})
+    linear_lr: float = field(default=0.1, metadata={"help": "linear-probe learning rate per 256 images"})
     linear_batch_size: int = field(default=256, metadata={"help": "linear-probe batch size"})
     linear_augment: str = field(default="none", metadata={"help": "augmentation while training the probe (none: cached features)"})
     finetune: bool = field(default=False, metadata={"help": "linear: train the whole network instead of a frozen encoder"})
     # cross-entropy baseline
-    ce_lr: float | None = field(default=None, metadata={"help": "CE learning rate (default: lr)"})
+    ce_lr: float | None = field(default=None, metadata={"help": "CE learning rate per 256 images (default: lr)"})
     ce_epochs: int | None = field(default=None, metadata={"help": "CE epochs (default: epochs)"})
     # kNN
     knn_k: int = field(default=20, metadata={"help": "neighbours for the kNN classifier"})
@@ -114,6 +115,7 @@ _CHOICES = {
     "schedule": ("cosine", "constant", "step"),
     "variant": ("out", "in"),
     "amp": ("auto", "bf16", "off"),
+    "lr_scaling": ("linear", "none"),
 }
 
 
@@ -135,7 +137,7 @@ def validate(cfg: Config) -> None:
     if cfg.ce_epochs is not None and cfg.ce_epochs < 1:
         raise ConfigError(f"ce_epochs must be >= 1, got {cfg.ce_epochs}")
     for name in ["weight_decay", "warmup_epochs"]:
-        if not getattr(cfg, name) >= 0:
+        if getattr(cfg, name) is not None and not getattr(cfg, name) >= 0:
             raise ConfigError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     if not 0 <= cfg.momentum < 1:
         raise ConfigError(f"momentum must be in [0, 1), got {cfg.momentum}")
@@ -262,5 +264,9 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+def save_config(cfg: Config, path: str | Path, effective: Mapping[str, Any] | None = None) -> None:
+    """Writes ``cfg`` as YAML; ``effective`` (the values the run derived from it: scaled learning
+    rate, the batch actually used, warm-up) goes in a comment block above, so the file still loads
+    as a config."""
+    header = "".join(f"# effective {key}: {value}\n" for key, value in (effective or {}).items())
+    Path(path).write_text(header + yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

@@ -296,12 +296,22 @@ def test_unknown_run_method(tmp_path, tiny_flags, capsys):
     _fails(["run", "--out", tmp_path / "r", "--methods", "supcon,moco", *tiny_flags()], capsys, "'moco'")
 
 
-def test_batch_larger_than_dataset(tmp_path, tiny_flags, capsys):
+def test_batch_larger_than_dataset_shrinks_with_a_warning(tmp_path, tiny_flags, capsys, caplog):
     out = tmp_path / "r"
-    _fails(["pretrain", "--out", out, *tiny_flags(batch_size=128)], capsys,
-           "batch_size (128)", "larger than the training set (64 images)")
-    # Nothing half-made is left behind: the corrected command runs in the same directory.
-    assert main(["train-ce", "--out", str(out), *tiny_flags()]) == 0
+    with caplog.at_level("WARNING"):
+        assert main(["pretrain", "--out", str(out), *tiny_flags(batch_size=128)]) == 0
+    assert "larger than the training set (64 images): using batches of 64" in caplog.text
+
+
+def test_an_exploding_probe_loss_stops_with_advice(tmp_path, tiny_flags, capsys):
+    """A learning rate far too high makes the probe's loss explode: exit 2, the bound and the flag to change."""
+    assert main(["pretrain", "--out", str(tmp_path / "pre"), *tiny_flags()]) == 0
+    code = main(["linear", "--checkpoint", str(tmp_path / "pre" / "checkpoint.pt"), "--out", str(tmp_path / "lin"),
+                 *tiny_flags(linear_lr=1e9, linear_epochs=3, log_every=1)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "diverged" in err or "loss became" in err
+    assert "--linear-lr" in err
 
 
 def test_diverging_loss_is_a_clear_error_not_a_traceback(tmp_path, tiny_flags, capsys, monkeypatch):

@@ -103,14 +103,29 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path, tiny_config):
     assert a["loss"] != c["loss"]
 
 
-def test_batch_larger_than_dataset_errors_before_writing_anything(tmp_path, tiny_config):
-    run_dir = tmp_path / "run"
-    with pytest.raises(ConfigError, match=r"batch_size \(128\) is larger than the training set \(64 images\)"):
-        engine.pretrain(tiny_config(batch_size=128), run_dir)
-    assert not (run_dir / "config.yaml").exists()
-    # The same directory takes the corrected run without --overwrite.
-    metrics = engine.pretrain(tiny_config(), run_dir)
+def test_a_batch_larger_than_the_training_set_shrinks_with_a_warning(tmp_path, tiny_config, caplog):
+    """64 training images, batch 128: one batch of 64 per epoch, said in the log and in config.yaml."""
+    with caplog.at_level("WARNING"):
+        metrics = engine.pretrain(tiny_config(batch_size=128), tmp_path / "pre")
+    assert "--batch-size 128 is larger than the training set (64 images): using batches of 64" in caplog.text
     assert metrics["epochs"] == 1
+    text = (tmp_path / "pre" / "config.yaml").read_text()
+    assert "# effective batch_size: 64 (asked 128" in text and "batch_size: 128" in text
+    ce = engine.train_ce(tiny_config(batch_size=1000), tmp_path / "ce")
+    assert ce["epochs"] == 1
+
+
+def test_the_linear_scaling_rule_and_default_warm_up(tmp_path, tiny_config):
+    """lr is per 256 images: batch 16 at lr 0.32 trains at 0.02; pretraining warms up 10% of its epochs."""
+    engine.pretrain(tiny_config(lr=0.32, lr_scaling="linear", warmup_epochs=None, epochs=10, batch_size=16),
+                    tmp_path / "pre")
+    text = (tmp_path / "pre" / "config.yaml").read_text()
+    assert "# effective lr: 0.02 (0.32 x 16/256)" in text and "# effective warmup_epochs: 1" in text
+    rows = _csv_rows(tmp_path / "pre" / "metrics.csv")
+    # The first epoch ends its warm-up at the peak rate (the schedule's last warm-up step), then decays.
+    assert float(rows[0]["lr"]) <= 0.02 + 1e-12 and float(rows[-1]["lr"]) < float(rows[1]["lr"]) <= 0.02 + 1e-12
+    engine.train_ce(tiny_config(lr=0.32, lr_scaling="none"), tmp_path / "ce")
+    assert "# effective lr: 0.32\n" in (tmp_path / "ce" / "config.yaml").read_text()
 
 
 def test_metrics_csv_and_json_follow_the_checkpoint_history(tmp_path, tiny_config):

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from supcon.models.factory import ARCHITECTURES, build_encoder
-from supcon.models.heads import HEAD_KINDS, LinearClassifier, ProjectionHead
+from supcon.models.heads import HEAD_KINDS, LinearClassifier, ProbeClassifier, ProjectionHead
 from supcon.models.networks import CEModel, SupConModel, model_signature
 from supcon.models.resnet import RESNET_LAYERS, STEMS, BasicBlock, Bottleneck, ResNet
 from supcon.models.small import SmallCNN
@@ -27,6 +27,7 @@ __all__ = [
     "Bottleneck",
     "CEModel",
     "LinearClassifier",
+    "ProbeClassifier",
     "ProjectionHead",
     "ResNet",
     "SmallCNN",

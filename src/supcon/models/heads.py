@@ -88,3 +88,26 @@ class LinearClassifier(nn.Linear):
         self.in_dim = in_dim
         self.num_classes = num_classes
 
+
+
+class ProbeClassifier(nn.Module):
+    """The linear probe: features standardised by a BatchNorm without affine parameters, then linear.
+
+    Frozen features can have any scale (an under-trained ResNet's run to the hundreds); standardising
+    them, as the MAE and solo-learn probes do, makes one learning rate fit every encoder, so a weak
+    encoder gives a low accuracy instead of an exploding loss. In eval mode the running statistics of
+    the training features are used. The composition stays linear in the features.
+
+    Shapes:
+        ``forward``: ``(B, in_dim) -> (B, num_classes)`` logits.
+    """
+
+    def __init__(self, in_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(in_dim, affine=False)
+        self.linear = LinearClassifier(in_dim, num_classes)
+        self.in_dim = in_dim
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.norm(x))

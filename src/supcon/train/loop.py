@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,7 +53,13 @@ class Task:
     extra_state: Callable[[], dict[str, Any]] | None = None  # saved in the checkpoint
     load_extra_state: Callable[[dict[str, Any]], None] | None = None
     after_step: Callable[[], None] | None = None  # e.g. the momentum-encoder update
-    warmup: bool = True  # whether cfg.warmup_epochs applies (not to the linear probe)
+    warmup_epochs: float = 0.0
+    #: a mean loss above this (or a non-finite one) stops the run: it diverged
+    loss_bound: float | None = None
+    #: what to change when it diverges, for the error message
+    advice: str = "lower --lr or raise --warmup-epochs"
+    #: values derived from the config (scaled lr, batch used, warm-up), logged and kept in config.yaml
+    effective: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -138,6 +145,17 @@ class _Schedule:
         return learning_rate(step, self.total_steps, self.base_lr, self.warmup_steps, self.kind)
 
 
+def _check_loss(task: Task, loss: float, when: str) -> None:
+    """Stops a diverging run: a non-finite loss, or one above the task's bound."""
+    name = task.info.get("name", task.kind)
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"{name}: loss became {loss} at {when}: {task.advice}, or check the data")
+    if task.loss_bound is not None and loss > task.loss_bound:
+        raise FloatingPointError(
+            f"{name}: loss {loss:.4g} at {when} is past {task.loss_bound:.4g}, far above chance: the run "
+            f"diverged; {task.advice}")
+
+
 def _run_epoch(task: Task, cfg: Config, rt: Runtime, epoch: int, schedule: _Schedule,
                progress: Any) -> dict[str, Any]:
     """Trains one epoch; returns its CSV row before evaluation (loss, lr, speed, extras)."""
@@ -164,9 +182,12 @@ def _run_epoch(task: Task, cfg: Config, rt: Runtime, epoch: int, schedule: _Sche
         loss_sum += loss.detach()
         for key, value in extras.items():
             extra_sums[key] = extra_sums.get(key, 0) + value.detach()
+        checkpoint_step = i == 0 or (i + 1) % cfg.log_every == 0 or i + 1 == len(batches)
+        if checkpoint_step:  # one host sync every log_every steps
+            _check_loss(task, float(loss.detach()), f"step {i + 1} of epoch {epoch + 1}")
         if progress is not None:
             progress.update(1)
-            if (i + 1) % cfg.log_every == 0 or i + 1 == len(batches):
+            if checkpoint_step:
                 progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}", lr=f"{lr:.3g}")
     if rt.device.type == "cuda":
         torch.cuda.synchronize(rt.device)
@@ -176,9 +197,7 @@ def _run_epoch(task: Task, cfg: Config, rt: Runtime, epoch: int, schedule: _Sche
         extra_sums = {k: dist_utils.all_reduce_mean(torch.as_tensor(v, device=rt.device))
                       for k, v in extra_sums.items()}
     mean_loss = float(loss_sum) / len(batches)
-    if not math.isfinite(mean_loss):
-        raise FloatingPointError(
-            f"loss became {mean_loss} in epoch {epoch + 1}: lower --lr or check the data")
+    _check_loss(task, mean_loss, f"epoch {epoch + 1}")
     row: dict[str, Any] = {"epoch": epoch + 1, "loss": mean_loss, "lr": lr,
                            "images_per_s": len(batches) * task.batch_size / max(elapsed, 1e-9),
                            "seconds": elapsed}
@@ -222,17 +241,24 @@ def fit(task: Task, cfg: Config, rt: Runtime, run_dir: Path, *, resume: bool = F
     if resume:
         start_epoch, history = _restore(task, cfg, rt, run_dir)
     elif rt.is_main:
-        save_config(cfg, run_dir / CONFIG_YAML)
+        save_config(cfg, run_dir / CONFIG_YAML, effective=task.effective)
+    if rt.is_main and task.effective:
+        log.info("%s: %s", task.info.get("name", task.kind), ", ".join(f"{k} {v}" for k, v in task.effective.items()))
     total_steps = steps_per_epoch * task.epochs
-    warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch)) if task.warmup else 0
+    warmup_steps = int(round(task.warmup_epochs * steps_per_epoch))
     schedule = _Schedule(steps_per_epoch, total_steps, warmup_steps, task.base_lr, cfg.schedule)
     progress = None
-    if cfg.progress and rt.is_main:
+    # A bar on a terminal; a redirected log gets one plain line per epoch instead.
+    bar = cfg.progress and rt.is_main and sys.stderr.isatty()
+    if bar:
         progress = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch,
                         desc=f"{task.info.get('name', task.kind)}", leave=False, dynamic_ncols=True)
     for epoch in range(start_epoch, task.epochs):
         row = _run_epoch(task, cfg, rt, epoch, schedule, progress)
         _end_epoch(task, cfg, rt, run_dir, row, history, checkpoint_extra)
+        if cfg.progress and rt.is_main and not bar:
+            log.info("%s epoch %d/%d: %s", task.info.get("name", task.kind), epoch + 1, task.epochs,
+                     ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)))
     if progress is not None:
         progress.close()
     final = dict(history[-1]) if history else {}

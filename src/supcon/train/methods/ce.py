@@ -18,7 +18,8 @@ from supcon.models import CEModel, build_encoder, model_signature
 from supcon.runfiles import TEST_PREDICTIONS
 from supcon.train.callbacks import TrainCallback
 from supcon.train.loop import Task, fit
-from supcon.train.methods.common import build_augment, data_info, finish_encoder_run, input_transform, start_run
+from supcon.train.methods.common import (build_augment, classifier_loss_bound, data_info, effective_values,
+                                         finish_encoder_run, fitted_batch, input_transform, scaled_lr, start_run)
 from supcon.train.optim import build_optimizer
 from supcon.train.runtime import place, prepare_model, wrap
 
@@ -37,7 +38,9 @@ def train_ce(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
     model = prepare_model(CEModel(encoder, data.num_classes), rt)
     net = wrap(model, cfg, rt)
     values = config_to_dict(cfg)
-    lr = ce_learning_rate(values)
+    batch = fitted_batch(cfg.batch_size, data.train.images.shape[0], rt.world_size)
+    lr = scaled_lr(cfg, ce_learning_rate(values), batch)
+    warmup = cfg.warmup_epochs or 0.0
     optimizer = build_optimizer(model.parameters(), cfg.optimizer, lr, cfg.momentum,
                                 cfg.weight_decay, fused=rt.device.type == "cuda" and cfg.optimizer == "sgd")
     augment = build_augment(cfg, data).to(rt.device)
@@ -58,7 +61,9 @@ def train_ce(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
 
     task = Task(
         kind="ce", modules={"model": model}, optimizer=optimizer, base_lr=lr,
-        epochs=ce_epoch_count(values), batch_size=cfg.batch_size, step=step, evaluate=evaluate,
+        epochs=ce_epoch_count(values), batch_size=batch, step=step, evaluate=evaluate, warmup_epochs=warmup,
+        loss_bound=classifier_loss_bound(data.num_classes), advice="lower --ce-lr (or --lr) or raise --warmup-epochs",
+        effective=effective_values(batch, cfg.batch_size, lr, ce_learning_rate(values), warmup),
         train_images=place(data.train.images, rt.device), train_labels=data.train.labels.to(rt.device),
         info={"name": "ce"},
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ from torch import Tensor, nn
 
 from supcon import distributed as dist_utils
 from supcon.augment import Normalize, build_augmentation
-from supcon.config import Config
+from supcon.config import Config, ConfigError
 from supcon.data import DataSplits, load_splits
 from supcon.metrics import extract_features, knn_accuracy
 from supcon.runfiles import METRICS_JSON, prepare_run_dir, write_json_atomic
@@ -18,7 +20,10 @@ from supcon.train.callbacks import RunEnd, TrainCallback, notify
 from supcon.train.runtime import Runtime, seed_everything, setup_runtime
 
 __all__ = ["start_run", "build_augment", "input_transform", "data_info", "knn_evaluate",
-           "finish_encoder_run", "loss_chunk"]
+           "finish_encoder_run", "loss_chunk", "scaled_lr", "fitted_batch", "pretrain_warmup_epochs",
+           "classifier_loss_bound", "effective_values", "LR_REFERENCE_BATCH"]
+
+log = logging.getLogger(__name__)
 
 
 def start_run(cfg: Config, run_dir: str | Path, resume: bool, overwrite: bool,
@@ -88,3 +93,47 @@ def finish_encoder_run(encoder: nn.Module, metrics: dict[str, Any], data: DataSp
     write_json_atomic(run_dir / METRICS_JSON, metrics)
     notify(callbacks, RunEnd(run_dir=run_dir, cfg=cfg, kind=kind, title=title, test_features=test_f.cpu(),
                              test_labels=data.test.labels, classes=list(data.train.classes)))
+
+
+#: The batch a configured learning rate refers to under ``lr_scaling: linear`` (Goyal et al. 2017).
+LR_REFERENCE_BATCH = 256
+
+
+def scaled_lr(cfg: Config, lr: float, batch_size: int) -> float:
+    """The learning rate a run uses: ``lr x batch_size / 256`` (global batch) under linear scaling."""
+    return lr * batch_size / LR_REFERENCE_BATCH if cfg.lr_scaling == "linear" else lr
+
+
+def fitted_batch(batch_size: int, n_train: int, world_size: int, flag: str = "--batch-size") -> int:
+    """``batch_size``, shrunk (with a warning) to the largest that the training set fills.
+
+    Raises:
+        ConfigError: a training set smaller than the number of processes.
+    """
+    if batch_size <= n_train:
+        return batch_size
+    fitted = n_train - n_train % world_size
+    if fitted < max(1, world_size):
+        raise ConfigError(f"the training set has {n_train} images, fewer than the {world_size} processes")
+    log.warning("%s %d is larger than the training set (%d images): using batches of %d", flag, batch_size,
+                n_train, fitted)
+    return fitted
+
+
+def pretrain_warmup_epochs(cfg: Config) -> float:
+    """Warm-up of contrastive pretraining: ``cfg.warmup_epochs``, by default 10% of the epochs (at most 10)."""
+    return cfg.warmup_epochs if cfg.warmup_epochs is not None else min(10.0, 0.1 * cfg.epochs)
+
+
+def classifier_loss_bound(num_classes: int) -> float:
+    """A cross-entropy that no learning run reaches: ten times chance (``ln C``), at least 10."""
+    return max(10.0 * math.log(num_classes), 10.0)
+
+
+def effective_values(batch_size: int, asked_batch: int, lr: float, base_lr: float, warmup: float) -> dict[str, Any]:
+    """What a run derived from its config, for the log and config.yaml."""
+    values: dict[str, Any] = {"batch_size": batch_size if batch_size == asked_batch
+                              else f"{batch_size} (asked {asked_batch}, larger than the training set)"}
+    values["lr"] = f"{lr:.6g}" + (f" ({base_lr:g} x {batch_size}/{LR_REFERENCE_BATCH})" if lr != base_lr else "")
+    values["warmup_epochs"] = f"{warmup:g}"
+    return values

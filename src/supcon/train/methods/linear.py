@@ -15,11 +15,12 @@ from supcon.checkpoint import encoder_from_checkpoint
 from supcon.config import Config
 from supcon.data import DataSplits
 from supcon.metrics import accuracy, evaluate_classifier, extract_features
-from supcon.models import LinearClassifier
+from supcon.models import ProbeClassifier
 from supcon.runfiles import METRICS_JSON, TEST_PREDICTIONS, write_json_atomic
 from supcon.train.callbacks import RunEnd, TrainCallback, notify
 from supcon.train.loop import Task, fit
-from supcon.train.methods.common import build_augment, data_info, input_transform, start_run
+from supcon.train.methods.common import (build_augment, classifier_loss_bound, data_info, effective_values,
+                                         input_transform, scaled_lr, start_run)
 from supcon.train.optim import build_optimizer
 from supcon.train.runtime import Runtime, ddp, place, prepare_model, wrap
 
@@ -76,7 +77,7 @@ def train_linear(cfg: Config, checkpoint: str | Path, run_dir: str | Path, *, re
     rt, run_dir, data = start_run(cfg, run_dir, resume, overwrite, data)
     encoder, source = encoder_from_checkpoint(checkpoint, cfg, channels=data.channels)
     encoder = prepare_model(encoder, rt)
-    classifier = LinearClassifier(encoder.out_dim, data.num_classes).to(rt.device)
+    classifier = ProbeClassifier(encoder.out_dim, data.num_classes).to(rt.device)
     normalize = input_transform(data, rt)
     full = nn.Sequential(encoder, classifier)
     cached = not cfg.finetune and cfg.linear_augment == "none"
@@ -93,7 +94,9 @@ def train_linear(cfg: Config, checkpoint: str | Path, run_dir: str | Path, *, re
         params = list(classifier.parameters())
     # Under torchrun the classifier trains on the global batch: DDP averages its gradients.
     classifier_net = classifier if cfg.finetune else ddp(classifier, rt)
-    optimizer = build_optimizer(params, "sgd", cfg.linear_lr, cfg.momentum,
+    batch = _batch_size(cfg, data, rt)
+    lr = scaled_lr(cfg, cfg.linear_lr, batch)
+    optimizer = build_optimizer(params, "sgd", lr, cfg.momentum,
                                 0.0 if not cfg.finetune else cfg.weight_decay)
     how = rt.inference()
     if cached:
@@ -118,9 +121,11 @@ def train_linear(cfg: Config, checkpoint: str | Path, run_dir: str | Path, *, re
         return {"test_acc": accuracy(pred, data.test.labels)}
 
     task = Task(
-        kind="linear", modules=modules, optimizer=optimizer, base_lr=cfg.linear_lr,
-        epochs=cfg.linear_epochs, batch_size=_batch_size(cfg, data, rt), step=step, evaluate=evaluate,
-        train_images=train_inputs, train_labels=data.train.labels.to(rt.device), warmup=False,
+        kind="linear", modules=modules, optimizer=optimizer, base_lr=lr,
+        epochs=cfg.linear_epochs, batch_size=batch, step=step, evaluate=evaluate,
+        train_images=train_inputs, train_labels=data.train.labels.to(rt.device),
+        loss_bound=classifier_loss_bound(data.num_classes), advice="lower --linear-lr",
+        effective=effective_values(batch, batch, lr, cfg.linear_lr, 0.0),
         info={"name": "linear" if not cfg.finetune else "finetune"},
     )
     extra = {"source_checkpoint": str(checkpoint), "signature": source.get("signature", {}),

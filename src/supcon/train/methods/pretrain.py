@@ -17,11 +17,12 @@ from supcon.data import DataSplits
 from supcon.losses import SupConLoss
 from supcon.memory import MomentumQueue
 from supcon.metrics import evaluate_classifier
-from supcon.models import LinearClassifier, SupConModel, build_encoder, model_signature
+from supcon.models import ProbeClassifier, SupConModel, build_encoder, model_signature
 from supcon.train.callbacks import TrainCallback
 from supcon.train.loop import Task, fit
-from supcon.train.methods.common import (build_augment, data_info, finish_encoder_run, input_transform,
-                                         loss_chunk, start_run)
+from supcon.train.methods.common import (build_augment, data_info, effective_values, finish_encoder_run,
+                                         fitted_batch, input_transform, loss_chunk, pretrain_warmup_epochs,
+                                         scaled_lr, start_run)
 from supcon.train.optim import build_optimizer
 from supcon.train.runtime import Runtime, ddp, place, prepare_model, wrap
 
@@ -91,23 +92,25 @@ def pretrain(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
     if cfg.batch_size % rt.world_size:
         raise ConfigError(
             f"batch_size ({cfg.batch_size}) must be divisible by the world size ({rt.world_size})")
+    batch = fitted_batch(cfg.batch_size, data.train.images.shape[0], rt.world_size)
+    lr, warmup = scaled_lr(cfg, cfg.lr, batch), pretrain_warmup_epochs(cfg)
     model = prepare_model(build_supcon_model(cfg, data.channels), rt)
     net = wrap(EncoderAndHead(model), cfg, rt)
     modules: dict[str, nn.Module] = {"model": model}
     probe = probe_net = None
     if cfg.online_probe:
-        probe = LinearClassifier(model.out_dim, data.num_classes).to(rt.device)
+        probe = ProbeClassifier(model.out_dim, data.num_classes).to(rt.device)
         modules["probe"] = probe
         probe_net = ddp(probe, rt)
     params = [p for m in modules.values() for p in m.parameters()]
-    optimizer = build_optimizer(params, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay,
+    optimizer = build_optimizer(params, cfg.optimizer, lr, cfg.momentum, cfg.weight_decay,
                                 fused=rt.device.type == "cuda" and cfg.optimizer == "sgd")
     augment = build_augment(cfg, data).to(rt.device)
     normalize = input_transform(data, rt)
     queue = None
     if cfg.queue_size:
         queue = MomentumQueue(model, cfg.queue_size, cfg.key_momentum, cfg.feat_dim, rt.device,
-                              batch_size=cfg.batch_size)
+                              batch_size=batch)
     step = contrastive_step(cfg, rt, net, augment, normalize, queue, probe_net)
 
     def evaluate() -> dict[str, Any]:
@@ -118,8 +121,9 @@ def pretrain(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
         return {"online_probe_acc": result["accuracy"]}
 
     task = Task(
-        kind="pretrain", modules=modules, optimizer=optimizer, base_lr=cfg.lr, epochs=cfg.epochs,
-        batch_size=cfg.batch_size, step=step, evaluate=evaluate,
+        kind="pretrain", modules=modules, optimizer=optimizer, base_lr=lr, epochs=cfg.epochs,
+        batch_size=batch, step=step, evaluate=evaluate, warmup_epochs=warmup,
+        effective=effective_values(batch, cfg.batch_size, lr, cfg.lr, warmup),
         train_images=place(data.train.images, rt.device), train_labels=data.train.labels.to(rt.device),
         info={"name": cfg.method},
     )
