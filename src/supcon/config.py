@@ -46,6 +46,7 @@ class Config:
     download: bool = field(default=False, metadata={"help": "fetch CIFAR if missing (needs internet)"})
     test_fraction: float = field(default=0.2, metadata={"help": "held-out fraction for datasets without a test split"})
     label_fraction: float | None = field(default=None, metadata={"help": "use a class-balanced fraction of the training labels"})
+    skip_bad_images: bool = field(default=False, metadata={"help": "folder datasets: leave corrupt or truncated images out (their count is logged) instead of failing"})
     # model
     arch: str = field(default="resnet18", metadata={"help": " | ".join(ARCHITECTURES)})
     stem: str = field(default="cifar", metadata={"help": "cifar (3x3, no max-pool) or imagenet (7x7 + max-pool)"})

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from pathlib import Path
+import re
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from dataset_files import corrupt_png, noise, rgb, save_image, truncated_jpeg, write_image_tree
 from supcon.data import DatasetError, load_dataset
-
-
-def save_image(path: Path, array: np.ndarray, fmt: str | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path, format=fmt)
-    return path
-
-
-def rgb(height: int, width: int, value: tuple[int, int, int]) -> np.ndarray:
-    return np.broadcast_to(np.array(value, dtype=np.uint8), (height, width, 3)).copy()
+from supcon.data import decode as decode_module
+from supcon.data import folder as folder_module
+from supcon.data.cache import CACHE_DIR_ENV
 
 
 def test_folder_mixed_sizes_resized_to_image_size(tmp_path):
@@ -107,3 +101,77 @@ def test_folder_empty_class_and_empty_root(tmp_path):
     (tmp_path / "empty_class" / "readme.txt").write_text("no images here")
     with pytest.raises(DatasetError, match=r"class folder .*empty_class holds no image files"):
         load_dataset(f"folder:{tmp_path}", "train")
+
+
+def _decoder_with(monkeypatch, **kwargs):
+    """Make the folder reader decode with ``ImageDecoder(**kwargs)``, pooled even for tiny folders."""
+    monkeypatch.setattr(decode_module, "_PARALLEL_MIN_FILES", 0)
+    monkeypatch.setattr(decode_module, "_MIN_CHUNK", 1)
+    monkeypatch.setattr(folder_module, "ImageDecoder", functools.partial(decode_module.ImageDecoder, **kwargs))
+
+
+@pytest.mark.parametrize("backend", ["process", "thread"])
+@pytest.mark.parametrize("image_size", [None, 6])
+def test_folder_parallel_decode_equals_serial(tmp_path, monkeypatch, backend, image_size):
+    write_image_tree(tmp_path / "data")
+    save_image(tmp_path / "data" / "bee" / "gray.png", noise(9, 7, 1, channels=1))
+    monkeypatch.setenv(CACHE_DIR_ENV, "off")
+    loads = {}
+    for workers in (1, 3):
+        _decoder_with(monkeypatch, workers=workers, backend=backend)
+        loads[workers] = [
+            load_dataset(f"folder:{tmp_path / 'data'}", split, image_size=image_size, test_fraction=0.25)
+            for split in ("train", "test")
+        ]
+    for serial, parallel in zip(loads[1], loads[3]):
+        assert torch.equal(serial.images, parallel.images) and torch.equal(serial.labels, parallel.labels)
+        assert serial.classes == parallel.classes == ["ant", "bee", "cow"]
+    assert len(loads[1][0]) + len(loads[1][1]) == 25
+
+
+def _folder_with_bad_files(root):
+    for split, count in (("train", 6), ("test", 3)):
+        for cls in ("a", "b"):
+            for k in range(count):
+                save_image(root / split / cls / f"{k}.png", rgb(4, 4, (k, 10 * k, 7)))
+    return [
+        corrupt_png(root / "train" / "a" / "broken.png"),
+        truncated_jpeg(root / "train" / "b" / "cut.jpg"),
+        corrupt_png(root / "test" / "b" / "junk.png"),
+    ]
+
+
+def test_folder_bad_images_are_all_named(tmp_path, monkeypatch):
+    bad = _folder_with_bad_files(tmp_path)
+    for split in ("train", "test"):
+        with pytest.raises(DatasetError, match="3 unreadable image file") as caught:
+            load_dataset(f"folder:{tmp_path}", split)
+        message = str(caught.value)
+        assert all(f"cannot read image {path}" in message for path in bad)
+        assert "image file is truncated" in message and "--skip-bad-images" in message
+    monkeypatch.setattr(folder_module, "_MAX_NAMED", 2)
+    with pytest.raises(DatasetError, match=r"\.\.\. and 1 more") as caught:
+        load_dataset(f"folder:{tmp_path}", "train")
+    assert len(re.findall("cannot read image", str(caught.value))) == 2
+
+
+def test_folder_skip_bad_images_leaves_them_out_with_a_count(tmp_path, caplog):
+    _folder_with_bad_files(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="supcon.data.folder"):
+        train = load_dataset(f"folder:{tmp_path}", "train", skip_bad_images=True)
+        test = load_dataset(f"folder:{tmp_path}", "test", skip_bad_images=True)
+    assert len(train) == 12 and len(test) == 6 and train.images.shape[1:] == (3, 4, 4)
+    assert train.labels.tolist() == [0] * 6 + [1] * 6 and test.labels.tolist() == [0] * 3 + [1] * 3
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 2
+    assert "skipped 2 unreadable image file(s) of the train split" in skipped[0]
+    assert "broken.png" in skipped[0] and "cut.jpg" in skipped[0] and "junk.png" not in skipped[0]
+    assert "skipped 1 unreadable image file(s) of the test split" in skipped[1]
+
+
+def test_folder_of_only_bad_images_fails_even_when_skipping(tmp_path):
+    for k in range(3):
+        corrupt_png(tmp_path / "a" / f"{k}.png")
+        corrupt_png(tmp_path / "b" / f"{k}.png")
+    with pytest.raises(DatasetError, match="no readable image files"):
+        load_dataset(f"folder:{tmp_path}", "train", skip_bad_images=True)

@@ -35,6 +35,7 @@ def test_missing_path_names_it(tmp_path, kind):
         ({"split": "train", "image_size": 0}, "image_size must be a positive int"),
         ({"split": "train", "test_fraction": 1.0}, r"test_fraction must be a number in \(0, 1\), got 1.0"),
         ({"split": "train", "download": True}, "only supported for cifar10 and cifar100"),
+        ({"split": "train", "skip_bad_images": "yes"}, "skip_bad_images must be a bool, got 'yes'"),
     ],
 )
 def test_bad_arguments(kwargs, pattern):

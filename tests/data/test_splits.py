@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from dataset_files import corrupt_png, write_image_tree
 from supcon.config import Config
 from supcon.data import (
     Data,
@@ -133,3 +134,15 @@ def test_load_test_split_never_downloads(tmp_path, monkeypatch):
 
 def test_data_is_an_alias_of_data_splits():
     assert Data is DataSplits
+
+
+def test_skip_bad_images_flows_from_the_config_to_both_splits(tmp_path):
+    root = tmp_path / "data"
+    for split in ("train", "test"):
+        write_image_tree(root / split, per_class=4)
+        corrupt_png(root / split / "bee" / "broken.png")
+    with pytest.raises(DatasetError, match="2 unreadable image file"):
+        load_splits(Config(dataset=f"folder:{root}"))
+    splits = load_splits(Config(dataset=f"folder:{root}", skip_bad_images=True))
+    assert (len(splits.train), len(splits.test)) == (12, 12)
+    assert len(load_test_split(Config(dataset=f"folder:{root}", skip_bad_images=True))) == 12

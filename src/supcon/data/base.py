@@ -95,6 +95,8 @@ class ReadRequest:
         download: whether fetching missing files is allowed (only readers that can download read it).
         seed: random state of stratified splits.
         test_fraction: fraction of each class held out for test in stratified splits, in ``(0, 1)``.
+        skip_bad_images: leave unreadable image files out (with a warning) instead of failing; read by
+            readers that decode image files one by one (folder).
     """
 
     split: str
@@ -102,6 +104,7 @@ class ReadRequest:
     download: bool
     seed: int
     test_fraction: float
+    skip_bad_images: bool = False
 
 
 def _is_number(value: object) -> bool:

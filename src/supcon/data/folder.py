@@ -8,6 +8,19 @@ Images load as RGB, or as one-channel L when every image of the dataset is grays
 image's shorter side is resized (bilinear) to ``S`` and the centre ``S x S`` is cropped, where ``S`` is
 ``image_size`` if given, else the most common shorter side across the whole dataset (ties: the larger);
 when that changes any image a warning states ``S``.
+
+Speed: the first load reads the headers and decodes the images on every core
+(:class:`~supcon.data.decode.ImageDecoder`; the output is the serial decode's, in the same order) and
+stores every part of the dataset in the on-disk cache (:mod:`supcon.data.cache`: ``$SUPCON_CACHE_DIR``,
+else ``$XDG_CACHE_HOME/supcon`` or ``~/.cache/supcon``; ``SUPCON_CACHE_DIR=off`` disables it). Entries
+(:mod:`supcon.data.folder_cache`) are per part (``train``/``test``, or ``all`` for a stratified folder,
+so any seed or test fraction reuses it) and ``image_size``, and are keyed by the relative path, class,
+size and modification time of every image file, so adding, removing, replacing or touching a file
+rebuilds them. Without the cache only the requested split is decoded.
+
+Bad files: every unreadable (corrupt or truncated) image is found before failing, and the error names
+them all (the first ``_MAX_NAMED``, then how many more). With ``skip_bad_images`` they are left out
+instead, with a warning giving their count; nothing is cached by a load that fails.
 """
 
 from __future__ import annotations
@@ -17,137 +30,154 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from supcon.data.base import DatasetError, ImageDataset, ReadRequest, _make_dataset
+from supcon.data.cache import cache_root, discard_warning, read_entry
+from supcon.data.decode import GRAY_MODES, ImageDecoder, ImageHeader
+from supcon.data.folder_cache import DecodedPart, cached_part, entry_name, folder_fingerprint, store_part
+from supcon.data.folder_files import FolderLayout, file_path, scan_folder
 from supcon.data.stratified import _stratified_indices
 
 logger = logging.getLogger(__name__)
 
-# Pillow modes that hold one grey channel; a folder made only of these loads as 1-channel "L".
-_GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
-
-#: ``(image file, class name)``: one sample of a folder dataset.
-_Sample = tuple[Path, str]
+# Unreadable files named in an error or warning before "and N more".
+_MAX_NAMED = 20
 
 
 def read_folder(root: Path, request: ReadRequest) -> ImageDataset:
-    """One split of the class folders under ``root``, decoded to ``(N, C, S, S)`` uint8."""
+    """One split of the class folders under ``root``, as ``(N, C, S, S)`` uint8 (cached; see the module)."""
     if not root.is_dir():
         raise DatasetError(f"folder: {root} is not a directory")
-    classes, every_sample, chosen = _split_samples(root, request)
-    # One pass over the headers of the whole dataset (both splits) fixes mode and size for both.
-    gray, side = _mode_and_side(root, every_sample, request.image_size)
-    images = _read_images(chosen, "L" if gray else "RGB", side, 1 if gray else 3)
-    class_index = {name: k for k, name in enumerate(classes)}
-    labels = np.array([class_index[c] for _, c in chosen], dtype=np.int64)
-    return _make_dataset(images.transpose(0, 3, 1, 2), labels, classes, root.name)
-
-
-def _split_samples(root: Path, request: ReadRequest) -> tuple[list[str], list[_Sample], list[_Sample]]:
-    """Class names, every sample of the dataset (both splits) and the samples of ``request.split``."""
-    train_dir = root / "train"
-    test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
-    if train_dir.is_dir() and test_dir is not None:
-        classes, train_samples = _folder_samples(train_dir)
-        test_classes, test_samples = _folder_samples(test_dir)
-        unknown = sorted(set(test_classes) - set(classes))
-        if unknown:
-            raise DatasetError(
-                f"folder: test class folder(s) {unknown} in {test_dir} have no counterpart in {train_dir} "
-                f"(train classes: {classes})"
-            )
-        chosen = train_samples if request.split == "train" else test_samples
-        return classes, train_samples + test_samples, chosen
-    class_root = train_dir if [d.name for d in _visible_subdirs(root)] == ["train"] else root
-    classes, every_sample = _folder_samples(class_root)
-    class_index = {name: k for k, name in enumerate(classes)}
-    all_labels = np.array([class_index[c] for _, c in every_sample], dtype=np.int64)
-    index = _stratified_indices(
-        all_labels, request.split, request.seed, request.test_fraction, str(class_root)
-    )
-    return classes, every_sample, [every_sample[i] for i in index]
-
-
-def _mode_and_side(root: Path, samples: list[_Sample], image_size: int | None) -> tuple[bool, int]:
-    """Whether every image is grayscale, and the output side ``S`` (see the module's size rule)."""
-    headers = [_image_header(path) for path, _ in samples]
-    gray = all(mode in _GRAY_MODES for _, mode in headers)
-    if image_size is not None:
-        return gray, image_size
-    counts = collections.Counter(min(size) for size, _ in headers)
-    side = max(counts, key=lambda s: (counts[s], s))
-    if any(size != (side, side) for size, _ in headers):
+    layout = scan_folder(root)
+    part, wanted = _requested_part(layout, request)
+    decoded = _decoded_part(layout, part, wanted, request)
+    _check_bad_files(layout, part, wanted, decoded.bad, request)
+    if decoded.resized:
+        side = decoded.images.shape[-1]
         logger.warning(
             "folder %s: images differ in size or are not square; resizing every image's shorter side to "
             "%d and centre-cropping to %dx%d (the most common shorter side; pass image_size to choose)",
             root, side, side, side,
         )
-    return gray, side
+    keep = np.ones(len(decoded.rows), dtype=bool) if wanted is None else np.isin(decoded.rows, wanted)
+    rows = decoded.rows[keep]
+    images = decoded.images if keep.all() else decoded.images[keep]
+    return _make_dataset(images, layout.parts[part].labels[rows], layout.classes, root.name)
 
 
-def _read_images(samples: list[_Sample], mode: str, side: int, channels: int) -> np.ndarray:
-    """Decode every sample to ``(N, side, side, channels)`` uint8."""
-    images = np.empty((len(samples), side, side, channels), dtype=np.uint8)
-    for i, (path, _) in enumerate(samples):
-        pixels = _read_image(path, mode, side)
-        images[i] = pixels.reshape(side, side, channels)
-    return images
+def _requested_part(layout: FolderLayout, request: ReadRequest) -> tuple[str, np.ndarray | None]:
+    """The part holding ``request.split`` and the split's sorted indices in it (``None``: the whole part)."""
+    if layout.stratified_root is None:
+        return request.split, None
+    index = _stratified_indices(
+        layout.parts["all"].labels, request.split, request.seed, request.test_fraction, str(layout.stratified_root)
+    )
+    return "all", index
 
 
-def _image_extensions() -> frozenset[str]:
-    Image.init()
-    return frozenset(ext.lower() for ext in Image.registered_extensions())
+def _decoded_part(layout: FolderLayout, part: str, wanted: np.ndarray | None, request: ReadRequest) -> DecodedPart:
+    """The part's decoded images: from the cache when it holds them, else decoded.
+
+    Without a cache only ``wanted`` is decoded. With one, a miss decodes every part of the dataset and
+    caches each (one header pass serves them all, and the other split's load is then a hit).
+    """
+    folder = cache_root()
+    if folder is None:
+        return _decode(layout, {part: wanted}, request.image_size)[part]
+    paths = {p: folder / "folder" / entry_name(layout, p, request.image_size) for p in layout.parts}
+    key = folder_fingerprint(layout, request.image_size)
+    entry = read_entry(paths[part], key)
+    if entry is not None:
+        decoded, problem = cached_part(entry, layout, part, request.image_size)
+        if decoded is not None:
+            return decoded
+        discard_warning(paths[part], problem)
+    every_part = _decode(layout, dict.fromkeys(layout.parts), request.image_size)
+    if not every_part[part].bad or request.skip_bad_images:  # a load about to fail caches nothing
+        for name, decoded in every_part.items():
+            store_part(paths[name], key, layout, name, decoded)
+    return every_part[part]
 
 
-def _visible_subdirs(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _decode(
+    layout: FolderLayout, wanted: dict[str, np.ndarray | None], image_size: int | None
+) -> dict[str, DecodedPart]:
+    """Read every header of the dataset (for mode and size), then decode ``wanted[part]`` (all if None).
+
+    Every part's :attr:`~supcon.data.folder_cache.DecodedPart.bad` lists all unreadable files found, in any part.
+    """
+    every = [rel for files in layout.parts.values() for rel in files.rel]
+    with ImageDecoder() as decoder:
+        headers, header_failures = decoder.headers([file_path(layout.root, rel) for rel in every])
+        bad = {every[k]: message for k, message in header_failures}
+        readable = [h for h in headers if h is not None]
+        if not readable:
+            raise DatasetError(f"folder {layout.root}: no readable image files:\n{_name_files(bad)}")
+        gray, side, resized = _mode_and_side(readable, image_size)
+        mode = "L" if gray else "RGB"
+        pixels = {
+            part: _decode_files(decoder, layout, part, index, bad, mode, side) for part, index in wanted.items()
+        }
+    every_bad = sorted(bad.items())
+    return {part: DecodedPart(images, rows, every_bad, resized) for part, (images, rows) in pixels.items()}
 
 
-def _folder_samples(split_root: Path) -> tuple[list[str], list[_Sample]]:
-    """Class names (sorted subfolders) and ``(file, class name)`` pairs of a ``split_root/<class>/`` tree."""
-    class_dirs = _visible_subdirs(split_root)
-    if not class_dirs:
+def _decode_files(
+    decoder: ImageDecoder,
+    layout: FolderLayout,
+    part: str,
+    index: np.ndarray | None,
+    bad: dict[str, str],
+    mode: str,
+    side: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, rows)`` of the readable files ``index`` of ``part`` (all if None); adds failures to ``bad``."""
+    files = layout.parts[part]
+    candidates = range(len(files)) if index is None else index.tolist()
+    rows = np.array([i for i in candidates if files.rel[i] not in bad], dtype=np.int64)
+    images, failures = decoder.decode([file_path(layout.root, files.rel[i]) for i in rows], mode, side)
+    if not failures:
+        return images, rows
+    failed = np.zeros(len(rows), dtype=bool)
+    failed[[i for i, _ in failures]] = True
+    bad.update((files.rel[rows[i]], message) for i, message in failures)
+    return images[~failed], rows[~failed]
+
+
+def _mode_and_side(headers: list[ImageHeader], image_size: int | None) -> tuple[bool, int, bool]:
+    """Whether every image is grayscale, the output side ``S`` (the module's size rule) and if it resizes any."""
+    gray = all(mode in GRAY_MODES for _, mode in headers)
+    if image_size is not None:
+        return gray, image_size, False
+    counts = collections.Counter(min(size) for size, _ in headers)
+    side = max(counts, key=lambda s: (counts[s], s))
+    return gray, side, any(size != (side, side) for size, _ in headers)
+
+
+def _check_bad_files(
+    layout: FolderLayout, part: str, wanted: np.ndarray | None, bad: list[tuple[str, str]], request: ReadRequest
+) -> None:
+    """Fail naming every unreadable file, or (``skip_bad_images``) warn how many of this split are left out."""
+    if not bad:
+        return
+    if not request.skip_bad_images:
         raise DatasetError(
-            f"folder: {split_root} has no class folders (expected {split_root}/<class>/<images>)"
+            f"folder {layout.root}: {len(bad)} unreadable image file(s) (corrupt or truncated; pass "
+            f"skip_bad_images=True or --skip-bad-images to leave them out):\n{_name_files(dict(bad))}"
         )
-    extensions = _image_extensions()
-    samples = []
-    for class_dir in class_dirs:
-        files = [
-            p
-            for p in sorted(class_dir.rglob("*"))
-            if p.is_file()
-            and p.suffix.lower() in extensions
-            and not any(part.startswith(".") for part in p.relative_to(class_dir).parts)
-        ]
-        if not files:
-            raise DatasetError(f"folder: class folder {class_dir} holds no image files")
-        samples.extend((p, class_dir.name) for p in files)
-    return [d.name for d in class_dirs], samples
+    files = layout.parts[part]
+    in_split = set(files.rel) if wanted is None else {files.rel[i] for i in wanted}
+    skipped = {rel: message for rel, message in bad if rel in in_split}
+    if skipped:
+        logger.warning(
+            "folder %s: skipped %d unreadable image file(s) of the %s split (skip_bad_images):\n%s",
+            layout.root, len(skipped), request.split, _name_files(skipped),
+        )
 
 
-def _image_header(path: Path) -> tuple[tuple[int, int], str]:
-    try:
-        with Image.open(path) as image:
-            return image.size, image.mode
-    except Exception as err:  # Pillow's decoders raise many unrelated types on corrupt files
-        raise DatasetError(f"cannot read image {path}: {err}") from err
-
-
-def _read_image(path: Path, mode: str, side: int) -> np.ndarray:
-    """Decode ``path``, convert to ``mode``, resize the shorter side to ``side``, centre-crop; (H, W[, C])."""
-    try:
-        with Image.open(path) as image:
-            image = image.convert(mode)
-            width, height = image.size
-            if (width, height) != (side, side):
-                scale = side / min(width, height)
-                new_w, new_h = max(side, round(width * scale)), max(side, round(height * scale))
-                if (new_w, new_h) != (width, height):
-                    image = image.resize((new_w, new_h), Image.Resampling.BILINEAR)
-                left, top = (new_w - side) // 2, (new_h - side) // 2
-                image = image.crop((left, top, left + side, top + side))
-            return np.asarray(image, dtype=np.uint8)
-    except Exception as err:  # Pillow's decoders raise many unrelated types on corrupt files
-        raise DatasetError(f"cannot read image {path}: {err}") from err
+def _name_files(bad: dict[str, str]) -> str:
+    """One line per unreadable file (its message), the first ``_MAX_NAMED``, then ``... and N more``."""
+    lines = [f"  {message}" for message in list(bad.values())[:_MAX_NAMED]]
+    if len(bad) > _MAX_NAMED:
+        lines.append(f"  ... and {len(bad) - _MAX_NAMED} more")
+    return "\n".join(lines)

@@ -65,6 +65,7 @@ def load_dataset(
     download: bool = False,
     seed: int = 0,
     test_fraction: float = 0.2,
+    skip_bad_images: bool = False,
 ) -> ImageDataset:
     """Load one split of a dataset into memory as uint8 tensors.
 
@@ -79,6 +80,10 @@ def load_dataset(
     - ``"folder:DIR"``: ``DIR/<class>/<image files>``, with ``DIR/train`` + ``DIR/test`` (or ``DIR/val``)
       as the splits when present, else split stratified. RGB, or L when every image is grayscale; the
       shorter side is resized to ``image_size`` (default: the most common shorter side) and centre-cropped.
+      The first load decodes on every core and caches the uint8 arrays on disk (``$SUPCON_CACHE_DIR``,
+      else ``$XDG_CACHE_HOME/supcon`` or ``~/.cache/supcon``; ``SUPCON_CACHE_DIR=off`` disables it); the
+      cache is rebuilt whenever a file is added, removed or modified. Unreadable images fail the load,
+      all named, unless ``skip_bad_images=True`` leaves them out.
     - ``"npz:FILE"``: arrays ``images`` uint8 ``(N, H, W)`` or ``(N, H, W, C)`` with ``C`` in {1, 3},
       ``labels`` ``(N,)`` integers, optional ``images_test``/``labels_test`` (the test split; otherwise a
       stratified split) and optional ``classes`` (strings).
@@ -97,6 +102,8 @@ def load_dataset(
         download: allow fetching CIFAR tarballs from the official site (only ``cifar10``/``cifar100``).
         seed: random state of stratified splits.
         test_fraction: fraction of each class held out for test in stratified splits, in ``(0, 1)``.
+        skip_bad_images: leave corrupt or truncated image files out, with a warning giving their count,
+            instead of failing (``folder`` datasets; the other kinds have no per-image files).
 
     Returns:
         The split: ``images (N, C, S, S)`` uint8, ``labels (N,)`` int64.
@@ -104,7 +111,7 @@ def load_dataset(
     Raises:
         DatasetError: unknown kind, missing path, unreadable or malformed files, empty data, bad arguments.
     """
-    request = _check_request(split, image_size, download, seed, test_fraction)
+    request = _check_request(split, image_size, download, seed, test_fraction, skip_bad_images)
     kind, path = _parse_spec(spec)
     reader = _READERS[kind]
     if download and not reader.downloads:
@@ -132,7 +139,7 @@ def load_dataset(
 
 
 def _check_request(
-    split: str, image_size: int | None, download: bool, seed: int, test_fraction: float
+    split: str, image_size: int | None, download: bool, seed: int, test_fraction: float, skip_bad_images: bool
 ) -> ReadRequest:
     """Validate :func:`load_dataset`'s arguments (everything but the spec) into a :class:`ReadRequest`."""
     if split not in SPLITS:
@@ -145,7 +152,9 @@ def _check_request(
         raise DatasetError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise DatasetError(f"seed must be an int, got {seed!r}")
-    return ReadRequest(split, image_size, download, int(seed), test_fraction)
+    if not isinstance(skip_bad_images, (bool, np.bool_)):
+        raise DatasetError(f"skip_bad_images must be a bool, got {skip_bad_images!r}")
+    return ReadRequest(split, image_size, download, int(seed), test_fraction, bool(skip_bad_images))
 
 
 def _parse_spec(spec: str) -> tuple[str, Path | None]:

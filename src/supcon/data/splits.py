@@ -62,7 +62,7 @@ def load_splits(cfg: Config) -> DataSplits:
         DatasetError: the dataset cannot be loaded as configured.
     """
     train = load_dataset(cfg.dataset, "train", image_size=cfg.image_size, download=cfg.download,
-                         seed=cfg.seed, test_fraction=cfg.test_fraction)
+                         seed=cfg.seed, test_fraction=cfg.test_fraction, skip_bad_images=cfg.skip_bad_images)
     test = load_test_split(cfg)
     if cfg.label_fraction is not None and cfg.label_fraction < 1:
         train = label_fraction_subset(train, cfg.label_fraction, seed=cfg.seed)
@@ -77,7 +77,7 @@ def load_test_split(cfg: Config) -> ImageDataset:
         DatasetError: the dataset cannot be loaded as configured.
     """
     return load_dataset(cfg.dataset, "test", image_size=cfg.image_size, download=False,
-                        seed=cfg.seed, test_fraction=cfg.test_fraction)
+                        seed=cfg.seed, test_fraction=cfg.test_fraction, skip_bad_images=cfg.skip_bad_images)
 
 
 def describe_split_rules() -> str:
