@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 
+from supcon.data.cache import CACHE_DIR_ENV
 from tiny_runs import TINY_SETTINGS, flags_for, write_tiny_npz
 
 torch.set_num_threads(1)
@@ -44,3 +45,12 @@ def tiny_flags(tiny_npz: Path):
         return flags_for({"dataset": f"npz:{tiny_npz}", **TINY_SETTINGS, **overrides})
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def private_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test writes the folder-decode cache to a fresh folder of its own, never to ``~/.cache``
+    (``SUPCON_CACHE_DIR`` pointed at a new folder outside the test's ``tmp_path``, returned)."""
+    folder = tmp_path_factory.mktemp("supcon-cache")
+    monkeypatch.setenv(CACHE_DIR_ENV, str(folder))
+    return folder

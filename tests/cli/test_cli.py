@@ -336,3 +336,13 @@ def test_diverging_loss_is_a_clear_error_not_a_traceback(tmp_path, tiny_flags, c
     assert code == 2
     assert "loss became nan" in err and "--lr" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["pretrain", "linear", "train-ce", "knn", "run", "robustness", "sweep",
+                                     "gradients", "report"])
+def test_every_command_prints_its_help(command, capsys):
+    """Help texts go through argparse's %-formatting: a bare '%' in a field's help must not crash it."""
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: supcon" in capsys.readouterr().out
