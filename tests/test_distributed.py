@@ -169,8 +169,8 @@ def test_torchrun_pretrain_writes_one_checkpoint(tmp_path, tiny_flags):
     proc = _torchrun(["-m", "supcon", "pretrain", *tiny_flags(queue_size=32, online_probe=True),
                       "--out", str(out)], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.yaml", "metrics.csv",
-                                                     "metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".supcon-run.json", "checkpoint.pt", "config.yaml",
+                                                     "metrics.csv", "metrics.json"]
     assert proc.stdout.count("pretrain (supcon)") == 1  # rank 0 alone reports
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1 and len(state["rng_per_rank"]) == WORLD
@@ -184,12 +184,14 @@ def test_torchrun_run_trains_every_stage_and_rank_zero_alone_reports(tmp_path, t
     """`supcon run` under torchrun: CE, pretraining and the linear probe all run under DDP; rank 0
     alone clears the --overwrite folder and writes and prints the summary."""
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "stale.txt").write_text("from an earlier run")
+    stale = out / "simclr"  # a stage of an earlier `supcon run` in this folder
+    stale.mkdir(parents=True)
+    (out / "summary.json").write_text("{}")
+    (stale / "config.yaml").write_text("epochs: 1\n")
     proc = _torchrun(["-m", "supcon", "run", "--methods", "supcon,ce", *tiny_flags(),
                       "--overwrite", "--out", str(out)], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert not (out / "stale.txt").exists()
+    assert not stale.exists()
     for ckpt in ("ce/checkpoint.pt", "supcon/checkpoint.pt", "supcon/linear/checkpoint.pt"):
         assert (out / ckpt).is_file(), ckpt
     assert (out / "summary.md").read_text().count("| supcon |") == 1

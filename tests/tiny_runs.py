@@ -76,3 +76,21 @@ def flags_for(values: dict[str, Any]) -> list[str]:
         else:
             out.extend([f"--{flag}", str(value)])
     return out
+
+
+def fail_writability_probe(monkeypatch: Any, code: int) -> None:
+    """Makes every run folder look unwritable (``code``: errno.EROFS, ENOSPC...) to the check
+    :func:`supcon.runfiles.claim_run_dir` makes before a run, as a read-only or full disk would
+    (tests run as root, where a read-only chmod stops nothing)."""
+    import os
+
+    from supcon import runfiles
+
+    real = runfiles.tempfile.mkstemp
+
+    def mkstemp(*args: Any, prefix: str | None = None, **kwargs: Any) -> Any:
+        if prefix == runfiles._PROBE_PREFIX:
+            raise OSError(code, os.strerror(code))
+        return real(*args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(runfiles.tempfile, "mkstemp", mkstemp)

@@ -67,3 +67,42 @@ def test_run_sweep_trains_the_grid_and_plots_the_spread(tiny_npz, tmp_path):
         run_sweep(base, grid, ["supcon", "ce"], out)
     again = run_sweep(base, grid, ["supcon", "ce"], out, resume=True)
     assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows]
+
+
+def test_sweep_overwrite_replaces_only_the_sweep(tiny_npz, tmp_path):
+    import shutil
+
+    from supcon import runfiles
+
+    base = config_from_dict({"dataset": f"npz:{tiny_npz}", **TINY_SETTINGS})
+    grid = parse_grid(["lr=0.05"])
+    # A folder that holds no sweep is never emptied.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.csv").write_text("mine")
+    with pytest.raises(RunDirError, match="not a supcon run folder"):
+        run_sweep(base, grid, ["ce"], mine, overwrite=True)
+    assert [p.name for p in mine.iterdir()] == ["results.csv"]
+    # A sweep is: its runs go, the user's files stay.
+    out = tmp_path / "sweep"
+    run_sweep(base, grid, ["ce"], out)
+    (out / "notes.txt").write_text("mine")
+    run_sweep(base, grid, ["ce"], out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "sweep.csv").is_file()
+    # ... but not a run of its own that someone put inside it, nor while another run holds it.
+    shutil.copytree(out / "ce" / "lr=0.05", out / "other")
+    with pytest.raises(RunDirError, match="other is a supcon ce run of its own"):
+        run_sweep(base, grid, ["ce"], out, overwrite=True)
+    shutil.rmtree(out / "other")
+    with runfiles.claim_run_dir(out / "ce" / "lr=0.05", "ce", resume=True):
+        with pytest.raises(RunDirError, match="another supcon run .* is using"):
+            run_sweep(base, grid, ["ce"], out, overwrite=True)
+    with runfiles.claim_run_dir(out, "sweep", resume=True):
+        with pytest.raises(RunDirError, match=f"another supcon run .* is using {out}"):
+            run_sweep(base, grid, ["ce"], out, resume=True)
+    # An --out that holds the dataset.
+    data = out / "data.npz"
+    shutil.copy(tiny_npz, data)
+    with pytest.raises(RunDirError, match="an input of this run"):
+        run_sweep(config_from_dict({"dataset": f"npz:{data}", **TINY_SETTINGS}), grid, ["ce"], out, overwrite=True)
+    assert data.is_file()

@@ -199,3 +199,71 @@ def test_resume_refuses_a_checkpoint_of_another_kind(tmp_path, tiny_config):
     engine.train_ce(tiny_config(), tmp_path)
     with pytest.raises(CheckpointError, match="'ce' checkpoint"):
         engine.pretrain(tiny_config(epochs=2), tmp_path, resume=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# What --resume may change, and a folder that cannot be written
+# ---------------------------------------------------------------------------------------------
+
+
+def test_resume_with_other_settings_is_refused_naming_them(tmp_path, tiny_config):
+    from supcon.checkpoint import CheckpointError
+
+    engine.train_ce(tiny_config(), tmp_path)
+    before = (tmp_path / "checkpoint.pt").read_bytes(), (tmp_path / "config.yaml").read_text()
+    with pytest.raises(CheckpointError, match=r"differ from the run's \(lr 0\.05 -> 0\.2, temperature 0\.1 -> 0\.5\)"):
+        engine.train_ce(tiny_config(epochs=2, lr=0.2, temperature=0.5), tmp_path, resume=True)
+    with pytest.raises(CheckpointError, match="batch_size 16 -> 32"):
+        engine.train_ce(tiny_config(epochs=2, batch_size=32), tmp_path, resume=True)
+    assert ((tmp_path / "checkpoint.pt").read_bytes(), (tmp_path / "config.yaml").read_text()) == before
+
+
+def test_resume_may_change_the_epochs_and_records_it(tmp_path, tiny_config, caplog):
+    from supcon.config import load_config
+
+    engine.pretrain(tiny_config(), tmp_path)
+    with caplog.at_level("INFO"):
+        engine.pretrain(tiny_config(epochs=2, tsne_points=8), tmp_path, resume=True)
+    assert "resumed with changed settings: epochs 1 -> 2, tsne_points 32 -> 8" in caplog.text
+    assert load_config(tmp_path / "config.yaml").epochs == 2
+    assert "# effective lr" in (tmp_path / "config.yaml").read_text()
+    assert len(_csv_rows(tmp_path / "metrics.csv")) == 2
+    assert {"epochs", "linear_epochs", "ce_epochs", "device", "plots"} <= loop.RESUME_MAY_CHANGE
+    with pytest.raises(ConfigError, match="asks for 1 epochs, but .* has trained 2 already"):
+        engine.pretrain(tiny_config(epochs=1), tmp_path, resume=True)
+
+
+def test_resume_into_an_unwritable_folder_trains_nothing(tmp_path, tiny_config, monkeypatch):
+    import errno
+
+    from tiny_runs import fail_writability_probe
+
+    engine.train_ce(tiny_config(), tmp_path)
+    fail_writability_probe(monkeypatch, errno.EROFS)
+    monkeypatch.setattr(loop, "_run_epoch", lambda *a, **k: pytest.fail("an epoch ran"))
+    with pytest.raises(RunDirError, match="cannot write to run directory .*Read-only file system"):
+        engine.train_ce(tiny_config(epochs=2), tmp_path, resume=True)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 1
+
+
+def test_a_disk_that_fills_up_mid_run_is_a_clear_error(tmp_path, tiny_config, monkeypatch):
+    import errno
+    import os
+
+    def full(state, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(loop, "save_checkpoint", full)
+    with pytest.raises(RunDirError, match="after epoch 1: No space left on device; the last complete checkpoint"):
+        engine.train_ce(tiny_config(), tmp_path)
+
+
+def test_temp_files_a_killed_write_left_are_gone_after_the_resumed_run(tmp_path, tiny_config, monkeypatch):
+    with monkeypatch.context() as patch:
+        _crash_after_first_checkpoint(patch)
+        with pytest.raises(_Interrupted):
+            engine.train_ce(tiny_config(epochs=2), tmp_path)
+    (tmp_path / ".checkpoint.pt.a1b2c3.tmp").write_bytes(b"half a checkpoint")  # killed mid-write
+    engine.train_ce(tiny_config(epochs=2), tmp_path, resume=True)
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".supcon-run.json"]

@@ -80,7 +80,7 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/sweep"), help="sweep folder (default: runs/sweep)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="reuse finished runs in --out, train the rest")
-    mode.add_argument("--overwrite", action="store_true", help="replace a sweep already in --out")
+    mode.add_argument("--overwrite", action="store_true", help="replace a sweep already in --out (only what supcon wrote)")
     add_config_flags(p)
 
 
@@ -97,7 +97,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         print(f"  {step()} {run.name}: accuracy {row['accuracy']:.2f}% ({row['seconds']:.1f}s)", flush=True)
 
     rows = run_sweep(base, grid, methods, args.out, resume=args.resume, overwrite=args.overwrite,
-                     on_finish=write_sweep_plot if base.plots else None, on_result=report_run)
+                     on_finish=write_sweep_plot if base.plots else None, on_result=report_run,
+                     inputs=[args.config] if args.config is not None else [])
     spread = [[method, s["runs"], *(f"{s[k]:.2f}" for k in ("mean", "std", "min", "median", "max"))]
               for method, s in sweep_spread(rows).items()]
     print("\n" + markdown_table(["method", "runs", "mean (%)", "std", "min", "median", "max"], spread))

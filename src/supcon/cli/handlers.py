@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from supcon import distributed
-from supcon.cli.args import add_config_flags, add_run_flags, checkpoint_config_values, config_from_args, resume_overwrite
+from supcon.cli.args import add_config_flags, add_run_flags, config_from_args, config_from_checkpoint, resume_overwrite
 from supcon.checkpoint import encoder_from_checkpoint
 from supcon.config import RUN_METHODS, Config
 from supcon.data import load_splits
@@ -31,6 +31,11 @@ def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
     print(f"{title}: " + ", ".join(f"{k}={metrics[k]:.4g}" for k in keys))
 
 
+def _inputs(args: argparse.Namespace) -> list[Path]:
+    """The files a command reads besides its dataset and checkpoint: the --config file."""
+    return [args.config] if getattr(args, "config", None) is not None else []
+
+
 def _training_arguments(default_out: str, checkpoint: bool = False) -> Callable[[argparse.ArgumentParser], None]:
     """The flags of a training command: [--checkpoint], --out and its modes, every Config field."""
 
@@ -51,16 +56,17 @@ add_train_ce_arguments = _training_arguments("runs/ce")
 def run_pretrain_command(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     resume, overwrite = resume_overwrite(args)
-    metrics = pretrain(cfg, args.out, resume=resume, overwrite=overwrite, callbacks=training_plots(cfg))
+    metrics = pretrain(cfg, args.out, resume=resume, overwrite=overwrite, callbacks=training_plots(cfg),
+                       inputs=_inputs(args))
     _print_metrics(f"pretrain ({cfg.method}) -> {args.out / CHECKPOINT_NAME}", metrics)
     return 0
 
 
 def run_linear_command(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args, base=checkpoint_config_values(args.checkpoint))
+    cfg = config_from_checkpoint(args)
     resume, overwrite = resume_overwrite(args)
     metrics = train_linear(cfg, args.checkpoint, args.out, resume=resume, overwrite=overwrite,
-                           callbacks=training_plots(cfg))
+                           callbacks=training_plots(cfg), inputs=_inputs(args))
     _print_metrics(f"{'fine-tune' if cfg.finetune else 'linear probe'} -> {args.out}", metrics)
     return 0
 
@@ -68,7 +74,8 @@ def run_linear_command(args: argparse.Namespace) -> int:
 def run_train_ce_command(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     resume, overwrite = resume_overwrite(args)
-    metrics = train_ce(cfg, args.out, resume=resume, overwrite=overwrite, callbacks=training_plots(cfg))
+    metrics = train_ce(cfg, args.out, resume=resume, overwrite=overwrite, callbacks=training_plots(cfg),
+                       inputs=_inputs(args))
     _print_metrics(f"cross-entropy -> {args.out / CHECKPOINT_NAME}", metrics)
     return 0
 
@@ -79,7 +86,7 @@ def add_knn_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_knn_command(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args, base=checkpoint_config_values(args.checkpoint))
+    cfg = config_from_checkpoint(args)
     rt = setup_runtime(cfg)
     data = load_splits(cfg)
     encoder, _ = encoder_from_checkpoint(args.checkpoint, cfg, channels=data.channels)
@@ -115,7 +122,7 @@ def run_run_command(args: argparse.Namespace) -> int:
     # Each stage of `run` already resumes only where its checkpoint exists.
     resume = args.resume or (args.auto_resume and args.out.is_dir())
     results = run_methods(cfg, args.out, methods, resume=resume, overwrite=args.overwrite,
-                          callbacks=training_plots(cfg))
+                          callbacks=training_plots(cfg), inputs=_inputs(args))
     if not launched_as_rank_zero():
         return 0
     table = comparison_table(results)

@@ -12,21 +12,21 @@ import itertools
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supcon.config import Config, ConfigError, coerce
+from supcon.config import RUN_METHODS, Config, ConfigError, coerce
 from supcon.data import DataSplits, load_splits
 from supcon.eval.pipeline import check_methods, train_and_probe
-from supcon.runfiles import (LINEAR_DIR, METRICS_JSON, SWEEP_CSV, SWEEP_JSON, RunDirError, write_csv_atomic,
+from supcon.runfiles import (LINEAR_DIR, METRICS_JSON, SWEEP_CSV, SWEEP_JSON, claim_run_dir, write_csv_atomic,
                              write_text_atomic)
+from supcon.train.methods.common import run_inputs
 
 __all__ = ["parse_grid", "SweepRun", "plan_sweep", "run_sweep", "sweep_spread", "CE_IRRELEVANT_KEYS",
-           "CONTRASTIVE_IRRELEVANT_KEYS", "SweepFinish"]
+           "CONTRASTIVE_IRRELEVANT_KEYS", "SweepFinish", "SWEEP_PARTS"]
 
 #: Config keys that do not change a cross-entropy run (it has no contrastive loss, head or probe).
 CE_IRRELEVANT_KEYS: frozenset[str] = frozenset({
@@ -37,6 +37,9 @@ CE_IRRELEVANT_KEYS: frozenset[str] = frozenset({
 #: Config keys that do not change a contrastive run (pretrain + linear probe).
 CONTRASTIVE_IRRELEVANT_KEYS: frozenset[str] = frozenset({"ce_lr", "ce_epochs", "plots", "tsne_points",
                                                          "progress", "log_every"})
+
+#: The nested runs of a sweep folder (``--overwrite`` replaces these): ``<method>/<grid point>`` and its probe.
+SWEEP_PARTS: tuple[str, ...] = tuple(part for m in RUN_METHODS for part in (f"{m}/*", f"{m}/*/{LINEAR_DIR}"))
 
 #: Called by :func:`run_sweep` once its files are written: ``(rows, out folder)``.
 SweepFinish = Callable[[Sequence[Mapping[str, Any]], Path], None]
@@ -153,29 +156,20 @@ def _finished_metrics(run: SweepRun, run_dir: Path) -> dict[str, Any] | None:
     return {"accuracy": metrics.get("test_acc"), "knn_acc": json.loads(pre.read_text()).get("knn_acc")}
 
 
-def _prepare_sweep_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    """Creates ``out``; a folder holding a sweep needs ``resume`` or ``overwrite`` (which deletes it)."""
-    if resume and overwrite:
-        raise RunDirError("resume and overwrite are mutually exclusive")
-    if out.is_dir() and (out / SWEEP_CSV).exists() and not (resume or overwrite):
-        raise RunDirError(f"{out} already holds a sweep: pass --resume to finish it or --overwrite to replace it")
-    if overwrite and out.is_dir():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-
-def _train_run(run: SweepRun, run_dir: Path, data_cache: dict[tuple[Any, ...], DataSplits]) -> dict[str, Any]:
+def _train_run(run: SweepRun, run_dir: Path, data_cache: dict[tuple[Any, ...], DataSplits],
+               inputs: Sequence[str | Path]) -> dict[str, Any]:
     """Trains one run afresh (its data loaded once per distinct split); accuracy and kNN accuracy."""
     key = _data_key(run.config)
     if key not in data_cache:
         data_cache[key] = load_splits(run.config)
-    result = train_and_probe(run.method, run.config, run_dir, overwrite=True, data=data_cache[key])
+    result = train_and_probe(run.method, run.config, run_dir, overwrite=True, data=data_cache[key], inputs=inputs)
     return {"accuracy": result["accuracy"], "knn_acc": result["knn_acc"]}
 
 
 def run_sweep(base: Config, grid: Mapping[str, Sequence[Any]], methods: Sequence[str], out: str | Path, *,
               resume: bool = False, overwrite: bool = False, on_finish: SweepFinish | None = None,
-              on_result: Callable[[SweepRun, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+              on_result: Callable[[SweepRun, dict[str, Any]], None] | None = None,
+              inputs: Sequence[str | Path] = ()) -> list[dict[str, Any]]:
     """Trains every run of :func:`plan_sweep` in-process and tabulates the accuracies.
 
     SupCon / SimCLR runs pretrain and linear-probe (``out/<method>/<params>/`` and its ``linear/``);
@@ -187,16 +181,32 @@ def run_sweep(base: Config, grid: Mapping[str, Sequence[Any]], methods: Sequence
 
     Args:
         resume: reuse runs of ``out`` that finished; train the others.
-        overwrite: delete ``out`` first.
+        overwrite: replace the sweep in ``out`` (its files and the runs of :data:`SWEEP_PARTS`; never
+            files that are not supcon's, nor a folder that is or holds a dataset or ``inputs``).
         on_result: called with each run and its row as soon as it is done.
+        inputs: files the sweep reads besides its datasets (the --config file).
 
     Raises:
-        RunDirError: ``out`` holds a sweep and neither ``resume`` nor ``overwrite`` is given.
+        RunDirError: ``out`` holds a sweep and neither ``resume`` nor ``overwrite`` is given;
+            another run holds ``out``; an ``overwrite`` that would delete what is not supcon's.
     """
     out = Path(out)
     runs = plan_sweep(base, grid, methods)
-    _prepare_sweep_dir(out, resume, overwrite)
-    keys = list(grid)
+    read = [path for run in runs for path in run_inputs(run.config, *inputs)]
+    with claim_run_dir(out, "sweep", resume=resume, overwrite=overwrite, inputs=read, parts=SWEEP_PARTS):
+        rows = _train_runs(runs, list(grid), out, resume, on_result, inputs)
+        summary = {"grid": {k: list(v) for k, v in grid.items()}, "methods": list(dict.fromkeys(methods)),
+                   "epochs": base.epochs, "rows": rows, "spread": sweep_spread(rows)}
+        write_text_atomic(out / SWEEP_JSON, json.dumps(summary, indent=2, default=str))
+        if on_finish is not None:
+            on_finish(rows, out)
+    return rows
+
+
+def _train_runs(runs: Sequence[SweepRun], keys: list[str], out: Path, resume: bool,
+                on_result: Callable[[SweepRun, dict[str, Any]], None] | None,
+                inputs: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Each run in turn (a finished one reused under ``resume``); sweep.csv rewritten after each."""
     fields = ["method", *keys, "accuracy", "knn_acc", "seconds", "run_dir"]
     data_cache: dict[tuple[Any, ...], DataSplits] = {}
     rows: list[dict[str, Any]] = []
@@ -205,18 +215,13 @@ def run_sweep(base: Config, grid: Mapping[str, Sequence[Any]], methods: Sequence
         t0 = time.perf_counter()
         result = _finished_metrics(run, run_dir) if resume else None
         if result is None:
-            result = _train_run(run, run_dir, data_cache)
+            result = _train_run(run, run_dir, data_cache, inputs)
         row = {"method": run.method, **{k: run.params.get(k, "") for k in keys}, **result,
                "seconds": round(time.perf_counter() - t0, 3), "run_dir": run.name}
         rows.append(row)
         write_csv_atomic(out / SWEEP_CSV, rows, fields)
         if on_result is not None:
             on_result(run, row)
-    summary = {"grid": {k: list(v) for k, v in grid.items()}, "methods": list(dict.fromkeys(methods)),
-               "epochs": base.epochs, "rows": rows, "spread": sweep_spread(rows)}
-    write_text_atomic(out / SWEEP_JSON, json.dumps(summary, indent=2, default=str))
-    if on_finish is not None:
-        on_finish(rows, out)
     return rows
 
 

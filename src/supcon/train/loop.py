@@ -12,7 +12,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,14 +23,23 @@ from tqdm.auto import tqdm
 
 from supcon import distributed as dist_utils
 from supcon.checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from supcon.config import Config, ConfigError, config_to_dict, save_config
-from supcon.runfiles import CHECKPOINT_NAME, CONFIG_YAML, METRICS_CSV, METRICS_JSON, write_csv_atomic, write_json_atomic
+from supcon.config import Config, ConfigError, config_to_dict, known_config_values, save_config
+from supcon.runfiles import (CHECKPOINT_NAME, CONFIG_YAML, METRICS_CSV, METRICS_JSON, RunDirError, write_csv_atomic,
+                             write_json_atomic)
 from supcon.train.optim import learning_rate, set_learning_rate
 from supcon.train.runtime import Runtime, seed_everything, unwrap
 
-__all__ = ["Task", "fit", "epoch_batches"]
+__all__ = ["Task", "fit", "epoch_batches", "RESUME_MAY_CHANGE", "resume_changes"]
 
 log = logging.getLogger(__name__)
+
+#: Config keys ``resume`` may change: how long the run trains, and keys that cannot change its
+#: numbers (the device: a run may continue on another machine). A change is logged and recorded
+#: in config.yaml; any other differing key is refused.
+RESUME_MAY_CHANGE: frozenset[str] = frozenset({
+    "epochs", "linear_epochs", "ce_epochs", "device", "threads", "download", "progress", "plots", "log_every",
+    "tsne_points",
+})
 
 #: (images uint8 on the device, labels) -> (loss, extra metrics to average over the epoch).
 StepFn = Callable[[Tensor, Tensor], tuple[Tensor, dict[str, Tensor]]]
@@ -102,10 +111,41 @@ def _indices_on(batches: list[Tensor], device: torch.device) -> list[Tensor] | t
     return torch.cat(batches).to(device).split([len(b) for b in batches])
 
 
-def _restore(task: Task, cfg: Config, rt: Runtime, run_dir: Path) -> tuple[int, list[dict[str, Any]]]:
-    """Loads the run's checkpoint into the task; returns (epochs done, history)."""
+def resume_changes(stored: Mapping[str, Any], cfg: Config) -> dict[str, tuple[Any, Any]]:
+    """``{key: (stored value, value in cfg)}`` for every config key a checkpoint's config and
+    ``cfg`` both know and disagree on."""
+    current = config_to_dict(cfg)
+    return {key: (value, current[key]) for key, value in known_config_values(dict(stored)).items()
+            if key in current and value != current[key]}
+
+
+def _describe(changes: Mapping[str, tuple[Any, Any]]) -> str:
+    return ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changes.items())
+
+
+def _check_resume_config(task: Task, cfg: Config, run_dir: Path,
+                         state: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The settings a resume changes (only :data:`RESUME_MAY_CHANGE` keys; others are refused)."""
+    changes = resume_changes(state.get("config", {}), cfg)
+    refused = {key: change for key, change in changes.items() if key not in RESUME_MAY_CHANGE}
+    if refused:
+        raise CheckpointError(
+            f"{run_dir / CHECKPOINT_NAME} does not fit this run: --resume with settings that differ from the run's "
+            f"({_describe(refused)}); resume with the settings in {run_dir / CONFIG_YAML} (only "
+            f"{', '.join(sorted(RESUME_MAY_CHANGE))} may change), or start a new run")
+    done = int(state["epoch"])
+    if task.epochs < done:
+        raise ConfigError(f"--resume asks for {task.epochs} epochs, but {run_dir} has trained {done} already: "
+                          f"ask for at least {done}")
+    return changes
+
+
+def _restore(task: Task, cfg: Config, rt: Runtime, run_dir: Path
+             ) -> tuple[int, list[dict[str, Any]], dict[str, tuple[Any, Any]]]:
+    """Loads the run's checkpoint into the task; returns (epochs done, history, changed settings)."""
     ckpt_path = run_dir / CHECKPOINT_NAME
     state = load_checkpoint(ckpt_path, map_location=rt.device, kind=task.kind)
+    changes = _check_resume_config(task, cfg, run_dir, state)
     try:
         for name, module in task.modules.items():
             module.load_state_dict(state["model"][name])
@@ -128,7 +168,9 @@ def _restore(task: Task, cfg: Config, rt: Runtime, run_dir: Path) -> tuple[int, 
                         len(per_rank) if per_rank else 1, rt.world_size)
             seed_everything(cfg.seed + 7_919 * start_epoch, rt.rank)
     log.info("resumed %s from epoch %d", run_dir, start_epoch)
-    return start_epoch, list(state.get("history", []))
+    if changes and rt.is_main:
+        log.info("%s resumed with changed settings: %s (recorded in %s)", run_dir, _describe(changes), CONFIG_YAML)
+    return start_epoch, list(state.get("history", [])), changes
 
 
 @dataclass
@@ -226,8 +268,13 @@ def _end_epoch(task: Task, cfg: Config, rt: Runtime, run_dir: Path, row: dict[st
             "history": history,
             **(checkpoint_extra or {}),
         }
-        save_checkpoint(state, run_dir / CHECKPOINT_NAME)
-        write_csv_atomic(run_dir / METRICS_CSV, history)
+        try:
+            save_checkpoint(state, run_dir / CHECKPOINT_NAME)
+            write_csv_atomic(run_dir / METRICS_CSV, history)
+        except OSError as exc:  # a disk that filled up (or went read-only) during the run
+            raise RunDirError(f"cannot write to run directory {run_dir} after epoch {row['epoch']}: "
+                              f"{exc.strerror or exc}; the last complete checkpoint is kept (--resume "
+                              "continues from it)") from None
     dist_utils.barrier()
 
 
@@ -237,10 +284,10 @@ def fit(task: Task, cfg: Config, rt: Runtime, run_dir: Path, *, resume: bool = F
     # Checked before config.yaml is written, so a too-large batch leaves no half-made run behind.
     steps_per_epoch = len(epoch_batches(task.train_images.shape[0], task.batch_size, 0, cfg.seed,
                                         rt.rank, rt.world_size))
-    start_epoch, history = 0, []
+    start_epoch, history, changes = 0, [], {}
     if resume:
-        start_epoch, history = _restore(task, cfg, rt, run_dir)
-    elif rt.is_main:
+        start_epoch, history, changes = _restore(task, cfg, rt, run_dir)
+    if rt.is_main and (not resume or changes):
         save_config(cfg, run_dir / CONFIG_YAML, effective=task.effective)
     if rt.is_main and task.effective:
         log.info("%s: %s", task.info.get("name", task.kind), ", ".join(f"{k} {v}" for k, v in task.effective.items()))

@@ -15,25 +15,32 @@ from supcon.config import Config, ce_epoch_count, ce_learning_rate, config_to_di
 from supcon.data import DataSplits
 from supcon.metrics import evaluate_classifier
 from supcon.models import CEModel, build_encoder, model_signature
-from supcon.runfiles import TEST_PREDICTIONS
+from supcon.runfiles import TEST_PREDICTIONS, write_atomic
 from supcon.train.callbacks import TrainCallback
 from supcon.train.loop import Task, fit
 from supcon.train.methods.common import (build_augment, classifier_loss_bound, data_info, effective_values,
                                          finish_encoder_run, fitted_batch, input_transform, scaled_lr, start_run)
 from supcon.train.optim import build_optimizer
-from supcon.train.runtime import place, prepare_model, wrap
+from supcon.train.runtime import Runtime, place, prepare_model, wrap
 
 __all__ = ["train_ce"]
 
 
 def train_ce(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
-             data: DataSplits | None = None, callbacks: Sequence[TrainCallback] = ()) -> dict[str, Any]:
+             data: DataSplits | None = None, callbacks: Sequence[TrainCallback] = (),
+             inputs: Sequence[str | Path] = ()) -> dict[str, Any]:
     """End-to-end cross-entropy training with the same encoder, augmentation and budget.
 
     The learning rate is ``cfg.ce_lr`` (``cfg.lr`` when unset) and the epochs ``cfg.ce_epochs``
-    (``cfg.epochs`` when unset). Writes a 'ce' checkpoint and the test predictions.
+    (``cfg.epochs`` when unset). Writes a 'ce' checkpoint and the test predictions. ``inputs``:
+    files the run reads besides its dataset (the --config file), which ``overwrite`` never deletes.
     """
-    rt, run_dir, data = start_run(cfg, run_dir, resume, overwrite, data)
+    with start_run(cfg, run_dir, "ce", resume, overwrite, data, inputs) as (rt, run_dir, data):
+        return _train_ce(cfg, rt, run_dir, data, resume, callbacks)
+
+
+def _train_ce(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resume: bool,
+              callbacks: Sequence[TrainCallback]) -> dict[str, Any]:
     encoder = build_encoder(cfg.arch, in_channels=data.channels, stem=cfg.stem, width=cfg.width)
     model = prepare_model(CEModel(encoder, data.num_classes), rt)
     net = wrap(model, cfg, rt)
@@ -72,7 +79,8 @@ def train_ce(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
     if rt.is_main:
         if "predictions" not in latest:  # resuming a finished run: no epoch ran here
             metrics.update(evaluate())
-        torch.save(latest["predictions"], run_dir / TEST_PREDICTIONS)
+        predictions = latest["predictions"]
+        write_atomic(run_dir / TEST_PREDICTIONS, lambda handle: torch.save(predictions, handle))
         finish_encoder_run(model.encoder, metrics, data, normalize, rt, cfg, run_dir, "ce", "cross-entropy",
                            callbacks)
     return metrics

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import logging
 import math
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +16,46 @@ from supcon.augment import Normalize, build_augmentation
 from supcon.config import Config, ConfigError
 from supcon.data import DataSplits, load_splits
 from supcon.metrics import extract_features, knn_accuracy
-from supcon.runfiles import METRICS_JSON, prepare_run_dir, write_json_atomic
+from supcon.runfiles import METRICS_JSON, RunDirError, claim_run_dir, write_json_atomic
 from supcon.train.callbacks import RunEnd, TrainCallback, notify
 from supcon.train.runtime import Runtime, seed_everything, setup_runtime
 
-__all__ = ["start_run", "build_augment", "input_transform", "data_info", "knn_evaluate",
+__all__ = ["start_run", "run_inputs", "build_augment", "input_transform", "data_info", "knn_evaluate",
            "finish_encoder_run", "loss_chunk", "scaled_lr", "fitted_batch", "pretrain_warmup_epochs",
            "classifier_loss_bound", "effective_values", "LR_REFERENCE_BATCH"]
 
 log = logging.getLogger(__name__)
 
 
-def start_run(cfg: Config, run_dir: str | Path, resume: bool, overwrite: bool,
-              data: DataSplits | None) -> tuple[Runtime, Path, DataSplits]:
-    """Runtime, a checked run directory (rank 0 creates it), seeded RNGs and the data."""
+def run_inputs(cfg: Config, *extra: str | Path | None) -> list[Path]:
+    """The files a run reads: its dataset's path (``npz:FILE``, ``folder:DIR``...) and ``extra``
+    (a checkpoint, the --config file). ``--overwrite`` refuses an --out that is or holds one."""
+    _, sep, where = cfg.dataset.partition(":")
+    paths = [Path(where.strip()).expanduser()] if sep and where.strip() else []
+    return paths + [Path(item) for item in extra if item is not None]
+
+
+@contextmanager
+def start_run(cfg: Config, run_dir: str | Path, kind: str, resume: bool, overwrite: bool,
+              data: DataSplits | None, inputs: Sequence[str | Path] = ()) -> Iterator[tuple[Runtime, Path, DataSplits]]:
+    """For the ``with`` block: the runtime, the run directory (claimed and locked by rank 0, see
+    :func:`supcon.runfiles.claim_run_dir`), seeded RNGs and the data.
+
+    Under torchrun every rank learns whether rank 0 could claim the folder, and all fail alike.
+    """
     rt = setup_runtime(cfg)
-    run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite, is_main=rt.is_main)
-    dist_utils.barrier()
-    seed_everything(cfg.seed, rt.rank)
-    return rt, run_dir, data or load_splits(cfg)
+    with ExitStack() as claim:
+        error = None
+        try:
+            path = claim.enter_context(claim_run_dir(run_dir, kind, resume=resume, overwrite=overwrite,
+                                                     inputs=run_inputs(cfg, *inputs), is_main=rt.is_main))
+        except RunDirError as exc:
+            error = str(exc)
+        first = next((e for e in dist_utils.all_gather_object(error) if e), None)  # [error] without torchrun
+        if first is not None:
+            raise RunDirError(first)
+        seed_everything(cfg.seed, rt.rank)
+        yield rt, path, data or load_splits(cfg)
 
 
 def build_augment(cfg: Config, data: DataSplits, name: str | None = None) -> nn.Module:

@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from supcon.augment import Normalize, make_views
-from supcon.checkpoint import encoder_from_checkpoint
+from supcon.checkpoint import CheckpointError, encoder_from_checkpoint, load_checkpoint
 from supcon.config import Config
 from supcon.data import DataSplits
 from supcon.metrics import accuracy, evaluate_classifier, extract_features
 from supcon.models import ProbeClassifier
-from supcon.runfiles import METRICS_JSON, TEST_PREDICTIONS, write_json_atomic
+from supcon.runfiles import CHECKPOINT_NAME, METRICS_JSON, TEST_PREDICTIONS, write_atomic, write_json_atomic
 from supcon.train.callbacks import RunEnd, TrainCallback, notify
 from supcon.train.loop import Task, fit
 from supcon.train.methods.common import (build_augment, classifier_loss_bound, data_info, effective_values,
@@ -68,32 +68,51 @@ def _batch_size(cfg: Config, data: DataSplits, rt: Runtime) -> int:
 
 def train_linear(cfg: Config, checkpoint: str | Path, run_dir: str | Path, *, resume: bool = False,
                  overwrite: bool = False, data: DataSplits | None = None,
-                 callbacks: Sequence[TrainCallback] = ()) -> dict[str, Any]:
+                 callbacks: Sequence[TrainCallback] = (), inputs: Sequence[str | Path] = ()) -> dict[str, Any]:
     """Stage 2: a linear classifier on the frozen encoder (or the whole network with ``cfg.finetune``).
 
     With ``linear_augment: none`` and no fine-tuning the encoder's features are computed once and
     the classifier trains on them. Writes a 'linear' checkpoint and the test predictions.
+    ``overwrite`` refuses a ``run_dir`` that is or holds ``checkpoint``, the dataset or ``inputs``
+    (the --config file); ``resume`` refuses a ``checkpoint`` that trained on since the probe began.
     """
-    rt, run_dir, data = start_run(cfg, run_dir, resume, overwrite, data)
+    with start_run(cfg, run_dir, "linear", resume, overwrite, data, [checkpoint, *inputs]) as (rt, run_dir, data):
+        return _train_linear(cfg, checkpoint, rt, run_dir, data, resume, callbacks)
+
+
+def _check_same_source(run_dir: Path, checkpoint: str | Path, source: dict[str, Any]) -> None:
+    """A resumed probe goes on with the encoder it began on, not one trained further since."""
+    began, now = load_checkpoint(run_dir / CHECKPOINT_NAME, kind="linear").get("source_epoch"), source.get("epoch")
+    if began is not None and began != now:
+        raise CheckpointError(f"{run_dir} probes epoch {began} of {checkpoint}, which now holds epoch {now}: "
+                              "resuming would mix two encoders; start the probe afresh (--overwrite)")
+
+
+def _trained_modules(cfg: Config, rt: Runtime, encoder: nn.Module, classifier: nn.Module, full: nn.Module
+                     ) -> tuple[dict[str, nn.Module], nn.Module | None, nn.Module]:
+    """(modules to train and checkpoint, the wrapped whole net when fine-tuning, the classifier as
+    trained): fine-tuning trains both; a probe freezes the encoder."""
+    if cfg.finetune:
+        return {"encoder": encoder, "classifier": classifier}, wrap(full, cfg, rt), classifier
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    encoder.eval()
+    # Under torchrun the classifier trains on the global batch: DDP averages its gradients.
+    return {"classifier": classifier}, None, ddp(classifier, rt)
+
+
+def _train_linear(cfg: Config, checkpoint: str | Path, rt: Runtime, run_dir: Path, data: DataSplits,
+                  resume: bool, callbacks: Sequence[TrainCallback]) -> dict[str, Any]:
     encoder, source = encoder_from_checkpoint(checkpoint, cfg, channels=data.channels)
+    if resume:
+        _check_same_source(run_dir, checkpoint, source)
     encoder = prepare_model(encoder, rt)
     classifier = ProbeClassifier(encoder.out_dim, data.num_classes).to(rt.device)
     normalize = input_transform(data, rt)
     full = nn.Sequential(encoder, classifier)
     cached = not cfg.finetune and cfg.linear_augment == "none"
-    net = None
-    if cfg.finetune:
-        modules: dict[str, nn.Module] = {"encoder": encoder, "classifier": classifier}
-        params = list(full.parameters())
-        net = wrap(full, cfg, rt)
-    else:
-        for p in encoder.parameters():
-            p.requires_grad_(False)
-        encoder.eval()
-        modules = {"classifier": classifier}
-        params = list(classifier.parameters())
-    # Under torchrun the classifier trains on the global batch: DDP averages its gradients.
-    classifier_net = classifier if cfg.finetune else ddp(classifier, rt)
+    modules, net, classifier_net = _trained_modules(cfg, rt, encoder, classifier, full)
+    params = [p for m in modules.values() for p in m.parameters()]
     batch = _batch_size(cfg, data, rt)
     lr = scaled_lr(cfg, cfg.linear_lr, batch)
     optimizer = build_optimizer(params, "sgd", lr, cfg.momentum,
@@ -128,15 +147,16 @@ def train_linear(cfg: Config, checkpoint: str | Path, run_dir: str | Path, *, re
         effective=effective_values(batch, batch, lr, cfg.linear_lr, 0.0),
         info={"name": "linear" if not cfg.finetune else "finetune"},
     )
-    extra = {"source_checkpoint": str(checkpoint), "signature": source.get("signature", {}),
-             **data_info(data), "method": source.get("method", "?")}
+    extra = {"source_checkpoint": str(checkpoint), "source_epoch": source.get("epoch"),
+             "signature": source.get("signature", {}), **data_info(data), "method": source.get("method", "?")}
     metrics = fit(task, cfg, rt, run_dir, resume=resume, checkpoint_extra=extra)
     if rt.is_main:
         if "predictions" not in latest:  # resuming a finished run: no epoch ran here
             metrics.update(evaluate())
         metrics["source_method"] = source.get("method", "?")
         write_json_atomic(run_dir / METRICS_JSON, metrics)
-        torch.save(latest["predictions"], run_dir / TEST_PREDICTIONS)
+        predictions = latest["predictions"]
+        write_atomic(run_dir / TEST_PREDICTIONS, lambda handle: torch.save(predictions, handle))
         notify(callbacks, RunEnd(run_dir=run_dir, cfg=cfg, kind="linear",
                                  title="fine-tune" if cfg.finetune else "linear probe",
                                  classes=list(data.train.classes)))

@@ -82,13 +82,23 @@ def contrastive_step(cfg: Config, rt: Runtime, net: nn.Module, augment: nn.Modul
 
 
 def pretrain(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
-             data: DataSplits | None = None, callbacks: Sequence[TrainCallback] = ()) -> dict[str, Any]:
+             data: DataSplits | None = None, callbacks: Sequence[TrainCallback] = (),
+             inputs: Sequence[str | Path] = ()) -> dict[str, Any]:
     """Contrastive pretraining (``cfg.method``: supcon or simclr); writes a 'pretrain' checkpoint.
+
+    Args:
+        inputs: files the run reads besides its dataset (the --config file): ``overwrite`` refuses
+            a ``run_dir`` that is or holds one.
 
     Returns:
         The final epoch's metrics, with the encoder's kNN accuracy (``knn_acc``) on rank 0.
     """
-    rt, run_dir, data = start_run(cfg, run_dir, resume, overwrite, data)
+    with start_run(cfg, run_dir, "pretrain", resume, overwrite, data, inputs) as (rt, run_dir, data):
+        return _pretrain(cfg, rt, run_dir, data, resume, callbacks)
+
+
+def _pretrain(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resume: bool,
+              callbacks: Sequence[TrainCallback]) -> dict[str, Any]:
     if cfg.batch_size % rt.world_size:
         raise ConfigError(
             f"batch_size ({cfg.batch_size}) must be divisible by the world size ({rt.world_size})")
