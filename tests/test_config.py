@@ -198,3 +198,41 @@ def test_the_cross_entropy_budget_falls_back_to_the_shared_one():
     assert ce_learning_rate({"lr": 0.5, "ce_lr": 0.1}) == 0.1
     assert ce_epoch_count({"epochs": 10}) == 10
     assert ce_epoch_count({"epochs": 10, "ce_epochs": 3}) == 3
+
+
+FLOAT_FIELDS = ["test_fraction", "label_fraction", "lr", "momentum", "weight_decay", "warmup_epochs", "temperature",
+                "crop_min", "key_momentum", "linear_lr", "ce_lr"]
+
+
+def test_every_float_field_is_listed():
+    hints = {f.name: f.type for f in dataclasses.fields(Config)}
+    assert sorted(FLOAT_FIELDS) == sorted(n for n, t in hints.items() if "float" in str(t))
+
+
+@pytest.mark.parametrize("name", FLOAT_FIELDS)
+@pytest.mark.parametrize("raw", ["inf", "-inf", "nan", float("inf")])
+def test_non_finite_floats_are_refused_naming_the_field(name, raw):
+    with pytest.raises(ConfigError, match=rf"^{name} must be a finite number, got -?(inf|nan)$"):
+        config_from_dict({name: raw})
+
+
+def test_yaml_infinity_is_refused(tmp_path):
+    path = tmp_path / "inf.yaml"
+    path.write_text("temperature: .inf\n")
+    with pytest.raises(ConfigError, match="temperature must be a finite number"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("method", ["supcon", "simclr"])
+def test_one_view_is_refused_for_contrastive_methods(method):
+    with pytest.raises(ConfigError, match=rf"^views must be >= 2 for method '{method}'.*no positive.*got 1$"):
+        config_from_dict({"method": method, "views": 1})
+    assert config_from_dict({"method": method, "views": 3}).views == 3
+
+
+def test_tsne_points_zero_means_no_plot_and_negative_is_refused():
+    assert config_from_dict({"tsne_points": 0}).tsne_points == 0
+    assert config_from_dict({"tsne_points": 2}).tsne_points == 2
+    for bad in (-1, 1):
+        with pytest.raises(ConfigError, match=rf"tsne_points must be 0 \(no t-SNE plot\) or at least 2, got {bad}"):
+            config_from_dict({"tsne_points": bad})

@@ -96,7 +96,7 @@ class Config:
     loss_chunk: str = field(default="auto", metadata={"help": "loss path: auto | dense | an int block size"})
     log_every: int = field(default=50, metadata={"help": "steps between progress-bar loss updates (host syncs)"})
     plots: bool = field(default=True, metadata={"help": "write PNG plots (loss curves, t-SNE)"})
-    tsne_points: int = field(default=600, metadata={"help": "test points in the t-SNE plot"})
+    tsne_points: int = field(default=600, metadata={"help": "test points in the t-SNE plot (0: no t-SNE plot; else at least 2)"})
     progress: bool = field(default=True, metadata={"help": "tqdm progress bars"})
 
     def __post_init__(self) -> None:
@@ -120,8 +120,17 @@ _CHOICES = {
 }
 
 
+def _float_fields() -> list[str]:
+    """The fields typed ``float`` or ``float | None``."""
+    return [name for name, hint in _field_types().items() if hint is float or float in typing.get_args(hint)]
+
+
 def validate(cfg: Config) -> None:
     """Raises ConfigError naming the first field whose value is out of range."""
+    for name in _float_fields():
+        value = getattr(cfg, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value}")
     for name, choices in _CHOICES.items():
         if getattr(cfg, name) not in choices:
             raise ConfigError(f"{name} must be one of {choices}, got {getattr(cfg, name)!r}")
@@ -162,6 +171,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"threads must be >= 1, got {cfg.threads}")
     if cfg.image_size is not None and cfg.image_size < 1:
         raise ConfigError(f"image_size must be >= 1, got {cfg.image_size}")
+    if cfg.views < 2:  # every method in PRETRAIN_METHODS contrasts an image's views
+        raise ConfigError(
+            f"views must be >= 2 for method {cfg.method!r}: contrastive pretraining needs at least two "
+            f"augmented views of each image (with one view an image has no positive of its own), got {cfg.views}"
+        )
+    if cfg.tsne_points < 0 or cfg.tsne_points == 1:
+        raise ConfigError(f"tsne_points must be 0 (no t-SNE plot) or at least 2, got {cfg.tsne_points}")
 
 
 def _field_types() -> dict[str, Any]:
