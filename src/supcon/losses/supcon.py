@@ -55,8 +55,8 @@ def supcon_loss(
     Args:
         features: (batch, views, dim) embeddings, or (n, dim) with one label per row. Views
             are flattened view-major (row ``v * batch + b``).
-        labels: (batch,) integer classes, or (batch, classes) multi-hot (positives share a
-            class). Mutually exclusive with ``mask``.
+        labels: (batch,) integer classes >= 0, or (batch, classes) 0/1 multi-hot, bool or int
+            (floats are refused: soft positives go in ``mask``). Exclusive with ``mask``.
         mask: (batch, batch) bool or non-negative float positive weights (row-normalised);
             ``mask[b, b]`` decides whether sample b's other views are positives. Tiled over
             views. With neither labels nor mask, the positives are the other views of each
@@ -74,15 +74,15 @@ def supcon_loss(
         normalize: L2-normalise features (and contrast_features) first.
         contrast_features: (n_extra, dim) extra rows (other GPUs, a memory queue) that join
             the positives and the denominator but are not anchors.
-        contrast_labels: (n_extra,) or (n_extra, classes) labels of the extra rows; required
-            with ``labels``. Without labels or mask the extra rows are all negatives.
+        contrast_labels: (n_extra,) or (n_extra, classes) labels of the extra rows (-1: unlabeled);
+            required with ``labels``. Without labels or mask the extra rows are all negatives.
         contrast_mask: (batch, n_extra) positive weights of the extra rows, with ``mask``.
         chunk_size: None = dense path; an int = tiled path with that block size; "auto" =
             tiled (blocks of :data:`AUTO_CHUNK` = 1024) from :data:`AUTO_TILED_THRESHOLD` =
             8192 contrast rows on, dense below.
         reduction: "mean" over anchors with at least one positive, "sum" over them, or
             "none" for the (anchors,) vector with 0 where an anchor has no positive.
-        check_inputs: check features for NaN/Inf and masks for negatives (one device sync).
+        check_inputs: check values (syncs): NaN/Inf, negative mask or labels, multi-hot not 0/1.
 
     Returns:
         Scalar loss (float32, or float64 for float64 input), or (anchors,) for "none".
@@ -91,9 +91,9 @@ def supcon_loss(
         ValueError: naming the offending argument for malformed input, or when no anchor has
             a positive.
     """
-    _validate(features, labels, mask, temperature, base_temperature, variant, contrast_mode,
-              positives_cap, denominator, contrast_features, contrast_labels, contrast_mask,
-              chunk_size, reduction, check_inputs)
+    labels, mask, contrast_labels, contrast_mask = _validate(
+        features, labels, mask, temperature, base_temperature, variant, contrast_mode, positives_cap,
+        denominator, contrast_features, contrast_labels, contrast_mask, chunk_size, reduction, check_inputs)
     rows, batch, views = _contrast_rows(features, contrast_features, normalize)
     num_anchors = batch if contrast_mode == "one" else batch * views
     spec = build_positive_spec(
