@@ -213,3 +213,26 @@ def test_unwritable_cache_only_warns(tmp_path, monkeypatch, caplog):
         loads = _load_both(root)
     _assert_same(loads, _uncached(monkeypatch, root))
     assert _warnings(caplog, "could not write cache file")
+
+
+def test_entries_of_the_old_decode_rules_are_rebuilt(tmp_path, monkeypatch, decodes):
+    """Entries written before 16-bit images were scaled (decode rules 1: clipped at 255) are not served."""
+    import numpy as np
+    from PIL import Image
+
+    from supcon.data import decode as decode_module
+    from supcon.data import folder_cache
+
+    for name, value in (("dark", 0), ("mid", 30000)):
+        for i in range(3):
+            (tmp_path / "data" / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((4, 4), value, np.uint16)).save(tmp_path / "data" / name / f"{i}.png")
+    root = tmp_path / "data"
+    with monkeypatch.context() as old_rules:
+        old_rules.setattr(folder_cache, "_DECODE_RULES_VERSION", 1)
+        old_rules.setattr(decode_module, "eight_bit", lambda image: image)  # Pillow's clipping convert
+        clipped = load_dataset(f"folder:{root}", "train", test_fraction=0.34)
+    assert set(clipped.images[clipped.labels == 1].flatten().tolist()) == {255} and len(decodes) == 1
+    scaled = load_dataset(f"folder:{root}", "train", test_fraction=0.34)
+    assert len(decodes) == 2  # a miss: the old entry's key no longer matches
+    assert set(scaled.images[scaled.labels == 1].flatten().tolist()) == {117}

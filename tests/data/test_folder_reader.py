@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from dataset_files import corrupt_png, noise, rgb, save_image, truncated_jpeg, write_image_tree
 from supcon.data import DatasetError, load_dataset
@@ -175,3 +176,58 @@ def test_folder_of_only_bad_images_fails_even_when_skipping(tmp_path):
         corrupt_png(tmp_path / "b" / f"{k}.png")
     with pytest.raises(DatasetError, match="no readable image files"):
         load_dataset(f"folder:{tmp_path}", "train", skip_bad_images=True)
+
+
+def _flat_high_bit(path, value, dtype, side: int = 4):
+    """A flat single-channel image of ``value`` with ``dtype`` (uint16 -> I;16 PNG, int32 -> I, float32 -> F)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((side, side), value, dtype=dtype)).save(path)
+    return path
+
+
+def _pixels_by_class(dataset) -> dict[str, set[int]]:
+    return {dataset.classes[k]: set(dataset.images[dataset.labels == k].flatten().tolist())
+            for k in range(dataset.num_classes)}
+
+
+def test_sixteen_bit_images_are_scaled_by_their_bit_depth_not_clipped(tmp_path):
+    """0, 30000 and 65535 in a 16-bit PNG are 0, 117 and 255 (round(v * 255 / 65535)), not 0, 255, 255."""
+    for name, value in (("dark", 0), ("mid", 30000), ("white", 65535)):
+        for i in range(4):
+            _flat_high_bit(tmp_path / name / f"{i}.png", value, np.uint16)
+    assert Image.open(tmp_path / "mid" / "0.png").mode.startswith("I;16")
+    both = [load_dataset(f"folder:{tmp_path}", split, test_fraction=0.25) for split in ("train", "test")]
+    for dataset in both:
+        assert dataset.channels == 1
+        assert _pixels_by_class(dataset) == {"dark": {0}, "mid": {117}, "white": {255}}
+
+
+def test_thirty_two_bit_and_float_images_are_scaled_or_refused(tmp_path):
+    _flat_high_bit(tmp_path / "int" / "a.tif", 65535, np.int32)
+    _flat_high_bit(tmp_path / "int" / "b.tif", 1000, np.int32)  # 1000 * 255 / 65535 = 3.89
+    _flat_high_bit(tmp_path / "float" / "a.tif", 1.0, np.float32)
+    _flat_high_bit(tmp_path / "float" / "b.tif", 0.5, np.float32)  # 127.5 rounds to even: 128
+    assert {Image.open(tmp_path / k / "a.tif").mode for k in ("int", "float")} == {"I", "F"}
+    train = load_dataset(f"folder:{tmp_path}", "train", test_fraction=0.5, seed=1)
+    test = load_dataset(f"folder:{tmp_path}", "test", test_fraction=0.5, seed=1)
+    seen = {k: _pixels_by_class(train)[k] | _pixels_by_class(test)[k] for k in train.classes}
+    assert seen == {"int": {255, 4}, "float": {255, 128}}
+    # Values whose scale is unknown are refused, naming the file and the range.
+    _flat_high_bit(tmp_path / "float" / "c.tif", 200.0, np.float32)
+    _flat_high_bit(tmp_path / "int" / "c.tif", 100000, np.int32)
+    with pytest.raises(DatasetError) as info:
+        load_dataset(f"folder:{tmp_path}", "train", test_fraction=0.5)
+    message = str(info.value)
+    assert "2 unreadable image file(s)" in message and "unknown pixel range" in message
+    assert re.search(r"float[/\\]c\.tif.*only float images in 0\.\.1", message)
+    assert re.search(r"int[/\\]c\.tif.*outside the 16-bit range 0\.\.65535", message)
+
+
+def test_sixteen_bit_grey_among_colour_images_is_scaled_too(tmp_path):
+    for i in range(3):
+        save_image(tmp_path / "colour" / f"{i}.png", rgb(4, 4, (10, 20, 30)))
+        _flat_high_bit(tmp_path / "grey" / f"{i}.png", 32896, np.uint16)  # 32896 * 255 / 65535 = 128
+    train = load_dataset(f"folder:{tmp_path}", "train", test_fraction=0.34)
+    assert train.channels == 3
+    grey = train.images[train.labels == train.classes.index("grey")]
+    assert set(grey.flatten().tolist()) == {128}

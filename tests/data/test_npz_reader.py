@@ -79,3 +79,58 @@ def test_npz_bad_contents(tmp_path, arrays, pattern):
     np.savez(path, **arrays)
     with pytest.raises(DatasetError, match=pattern):
         load_dataset(f"npz:{path}", "train")
+
+
+@pytest.mark.parametrize("values", [[100, 101, 102], [1, 2, 3], [0, 10**6, 7]])
+def test_sparse_labels_become_dense_classes_named_by_their_values(tmp_path, caplog, values):
+    images = np.arange(12 * 16, dtype=np.uint8).reshape(12, 4, 4)
+    labels = np.array(values * 4, dtype=np.int64)
+    test_labels = np.array(values[::-1], dtype=np.int32)
+    path = tmp_path / "sparse.npz"
+    np.savez(path, images=images, labels=labels, images_test=images[:3], labels_test=test_labels)
+    with caplog.at_level("INFO", logger="supcon.data.npz"):
+        train = load_dataset(f"npz:{path}", "train")
+    test = load_dataset(f"npz:{path}", "test")
+    ordered = sorted(values)
+    assert train.classes == [str(v) for v in ordered] and train.num_classes == 3
+    assert [train.classes[k] for k in train.labels.tolist()] == [str(v) for v in labels]
+    assert test.classes == train.classes
+    assert [test.classes[k] for k in test.labels.tolist()] == [str(v) for v in test_labels]
+    assert "remapped to classes 0..2" in caplog.text and str(path) in caplog.text
+
+
+def test_sparse_labels_of_a_stratified_split_keep_every_class(tmp_path):
+    path = tmp_path / "strat.npz"
+    np.savez(path, images=np.zeros((20, 4, 4), np.uint8), labels=np.repeat([5, 50, 500, 5000], 5))
+    train = load_dataset(f"npz:{path}", "train", test_fraction=0.2)
+    test = load_dataset(f"npz:{path}", "test", test_fraction=0.2)
+    assert train.classes == test.classes == ["5", "50", "500", "5000"]
+    assert sorted(test.labels.tolist()) == [0, 1, 2, 3] and sorted(set(train.labels.tolist())) == [0, 1, 2, 3]
+
+
+def test_dense_labels_keep_their_default_names(tmp_path, caplog):
+    path = tmp_path / "dense.npz"
+    np.savez(path, images=GOOD_IMAGES, labels=np.array([1, 0]), images_test=GOOD_IMAGES, labels_test=np.array([0, 2]))
+    with caplog.at_level("INFO", logger="supcon.data.npz"):
+        train = load_dataset(f"npz:{path}", "train")
+    assert train.classes == ["0", "1", "2"] and train.labels.tolist() == [1, 0] and "remapped" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "arrays, pattern",
+    [
+        ({"images": GOOD_IMAGES, "labels": np.array([0, -1])}, r"'labels' holds negative labels \(found -1\)"),
+        (
+            {"images": GOOD_IMAGES, "labels": GOOD_LABELS, "images_test": GOOD_IMAGES,
+             "labels_test": np.array([-3, 0])},
+            r"'labels_test' holds negative labels \(found -3\)",
+        ),
+        ({"images": GOOD_IMAGES, "labels": np.array([0.0, 1.5])}, r"'labels' must hold integers, got float64"),
+        ({"images": GOOD_IMAGES, "labels": np.array(["a", "b"])}, r"'labels' must hold integers"),
+    ],
+)
+def test_negative_and_non_integer_labels_are_dataset_errors(tmp_path, arrays, pattern):
+    path = tmp_path / "bad_labels.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DatasetError, match=pattern):
+        load_dataset(f"npz:{path}", "train")

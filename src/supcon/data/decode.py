@@ -1,8 +1,9 @@
 """Decoding image files to uint8 pixels, one file at a time or on every core.
 
 :class:`ImageDecoder` reads the headers (size and mode) of many files and decodes them to
-``(N, C, S, S)`` uint8 with the folder reader's rules: convert to ``mode`` (``"RGB"`` or ``"L"``), resize
-the shorter side to ``S`` (bilinear) and centre-crop ``S x S``. With more than one worker the files are
+``(N, C, S, S)`` uint8 with the folder reader's rules: scale images of more than 8 bits to 8 (see
+:func:`eight_bit`), convert to ``mode`` (``"RGB"`` or ``"L"``), resize the shorter side to ``S``
+(bilinear) and centre-crop ``S x S``. With more than one worker the files are
 split into contiguous chunks, decoded by a pool and put back in order, so the output is identical to
 the serial decode's. Most of the time per small image is Pillow's header parsing in Python, which holds
 the GIL, so on Linux the pool is of forked processes (they inherit the loaded modules: no start-up
@@ -29,6 +30,10 @@ from supcon.data.base import DatasetError
 
 #: Pillow modes that hold one grey channel; a folder made only of these loads as 1-channel "L".
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+#: Grey modes of more than 8 bits: 16-bit unsigned (``I;16*``; Pillow also opens 16-bit PNGs as ``I``,
+#: 32-bit signed, which is read on the same 0..65535 scale) and 32-bit float (``F``, read as 0..1).
+HIGH_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+_SIXTEEN_BIT_MAX = 65535
 
 #: ``((width, height), mode)`` of an image file.
 ImageHeader = tuple[tuple[int, int], str]
@@ -146,15 +151,46 @@ def image_header(path: str) -> ImageHeader:
         raise DatasetError(f"cannot read image {path}: {err}") from err
 
 
-def read_image(path: str, mode: str, side: int) -> np.ndarray:
-    """Decode ``path``, convert to ``mode``, resize the shorter side to ``side``, centre-crop; (H, W[, C]).
+def eight_bit(image: Image.Image) -> Image.Image:
+    """An image of more than 8 bits (:data:`HIGH_BIT_MODES`) as 8-bit ``"L"``, scaled by its bit depth.
+
+    Pillow's own ``convert("L")`` clips such pixels at 255 (a 16-bit image turns white); here 16-bit
+    values ``v`` in 0..65535 become ``round(v * 255 / 65535)`` and float values in 0..1 become
+    ``round(v * 255)``. Other modes are returned unchanged.
 
     Raises:
-        DatasetError: the file is corrupt or truncated; the message names it.
+        ValueError: an ``I`` image with values outside 0..65535, or an ``F`` image with values outside
+            0..1 (or NaN): their scale is unknown, so they are refused rather than guessed.
+    """
+    if image.mode not in HIGH_BIT_MODES:
+        return image
+    pixels = np.asarray(image)
+    if image.mode == "F":
+        if pixels.size and not (np.isfinite(pixels).all() and pixels.min() >= 0 and pixels.max() <= 1):
+            raise ValueError(
+                f"float pixels (mode F) in [{np.nanmin(pixels):g}, {np.nanmax(pixels):g}]: only float images in "
+                "0..1 can be scaled to 8 bits; save it as an 8- or 16-bit image")
+        scaled = pixels.astype(np.float64) * 255
+    else:
+        if pixels.size and (pixels.min() < 0 or pixels.max() > _SIXTEEN_BIT_MAX):
+            raise ValueError(
+                f"32-bit integer pixels (mode {image.mode}) in [{pixels.min()}, {pixels.max()}], outside the "
+                f"16-bit range 0..{_SIXTEEN_BIT_MAX}: save it as an 8- or 16-bit image")
+        scaled = pixels.astype(np.float64) * (255 / _SIXTEEN_BIT_MAX)
+    return Image.fromarray(np.rint(scaled).astype(np.uint8), "L")
+
+
+def read_image(path: str, mode: str, side: int) -> np.ndarray:
+    """Decode ``path``, scale it to 8 bits (:func:`eight_bit`), convert to ``mode``, resize the shorter
+    side to ``side``, centre-crop; (H, W[, C]).
+
+    Raises:
+        DatasetError: the file is corrupt or truncated, or its pixels cannot be scaled to 8 bits; the
+            message names it.
     """
     try:
         with Image.open(path) as image:
-            image = image.convert(mode)
+            image = eight_bit(image).convert(mode)
             width, height = image.size
             if (width, height) != (side, side):
                 scale = side / min(width, height)

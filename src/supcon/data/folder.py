@@ -4,10 +4,13 @@ If ``DIR/train`` and ``DIR/test`` (else ``DIR/val``) exist they are the splits (
 test class absent from train is an error); if ``DIR`` holds only ``train`` it is split stratified;
 otherwise ``DIR``'s subfolders are the classes and are split stratified. Files whose extension Pillow
 knows are images and must be readable; hidden files and files with any other extension are ignored.
-Images load as RGB, or as one-channel L when every image of the dataset is grayscale. Size rule: every
-image's shorter side is resized (bilinear) to ``S`` and the centre ``S x S`` is cropped, where ``S`` is
-``image_size`` if given, else the most common shorter side across the whole dataset (ties: the larger);
-when that changes any image a warning states ``S``.
+Images load as RGB, or as one-channel L when every image of the dataset is grayscale; images of more
+than 8 bits (16-bit PNG or TIFF, modes ``I;16*`` and ``I``; float ``F`` in 0..1) are scaled by their bit
+depth to 0..255 (:func:`~supcon.data.decode.eight_bit`), and ones whose range is unknown (``I`` outside
+0..65535, ``F`` outside 0..1) fail like unreadable files. Size rule: every image's shorter side is
+resized (bilinear) to ``S`` and the centre ``S x S`` is cropped, where ``S`` is ``image_size`` if given,
+else the most common shorter side across the whole dataset (ties: the larger); when that changes any
+image a warning states ``S``.
 
 Speed: the first load reads the headers and decodes the images on every core
 (:class:`~supcon.data.decode.ImageDecoder`; the output is the serial decode's, in the same order) and
@@ -18,9 +21,10 @@ so any seed or test fraction reuses it) and ``image_size``, and are keyed by the
 size and modification time of every image file, so adding, removing, replacing or touching a file
 rebuilds them. Without the cache only the requested split is decoded.
 
-Bad files: every unreadable (corrupt or truncated) image is found before failing, and the error names
-them all (the first ``_MAX_NAMED``, then how many more). With ``skip_bad_images`` they are left out
-instead, with a warning giving their count; nothing is cached by a load that fails.
+Bad files: every unreadable image (corrupt, truncated, or of unknown pixel range) is found before
+failing, and the error names them all (the first ``_MAX_NAMED``, then how many more). With
+``skip_bad_images`` they are left out instead, with a warning giving their count; nothing is cached by a
+load that fails.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from supcon.data.cache import cache_root, discard_warning, read_entry
 from supcon.data.decode import GRAY_MODES, ImageDecoder, ImageHeader
 from supcon.data.folder_cache import DecodedPart, cached_part, entry_name, folder_fingerprint, store_part
 from supcon.data.folder_files import FolderLayout, file_path, scan_folder
+from supcon.data.footprint import check_fits_in_memory
 from supcon.data.stratified import _stratified_indices
 
 logger = logging.getLogger(__name__)
@@ -115,6 +120,8 @@ def _decode(
             raise DatasetError(f"folder {layout.root}: no readable image files:\n{_name_files(bad)}")
         gray, side, resized = _mode_and_side(readable, image_size)
         mode = "L" if gray else "RGB"
+        count = sum(len(layout.parts[part]) if index is None else len(index) for part, index in wanted.items())
+        check_fits_in_memory(count, 1 if gray else 3, side, f"folder {layout.root}")
         pixels = {
             part: _decode_files(decoder, layout, part, index, bad, mode, side) for part, index in wanted.items()
         }
@@ -162,8 +169,9 @@ def _check_bad_files(
         return
     if not request.skip_bad_images:
         raise DatasetError(
-            f"folder {layout.root}: {len(bad)} unreadable image file(s) (corrupt or truncated; pass "
-            f"skip_bad_images=True or --skip-bad-images to leave them out):\n{_name_files(dict(bad))}"
+            f"folder {layout.root}: {len(bad)} unreadable image file(s) (corrupt, truncated or of unknown "
+            f"pixel range; pass skip_bad_images=True or --skip-bad-images to leave them out):\n"
+            f"{_name_files(dict(bad))}"
         )
     files = layout.parts[part]
     in_split = set(files.rel) if wanted is None else {files.rel[i] for i in wanted}

@@ -26,8 +26,9 @@ from supcon.data.folder_files import FolderLayout
 
 logger = logging.getLogger(__name__)
 
-# Bump when the decode rules (mode, size, resize, crop) change, so cached folders are decoded again.
-_DECODE_RULES_VERSION = 1
+# Bump when the decode rules (mode, bit depth, size, resize, crop) change, so cached folders are decoded
+# again. 2: images of more than 8 bits are scaled by their bit depth instead of clipped at 255.
+_DECODE_RULES_VERSION = 2
 _ENTRY_ARRAYS = frozenset({"images", "labels", "rows", "paths", "classes", "bad_paths", "bad_messages"})
 
 

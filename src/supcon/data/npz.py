@@ -1,12 +1,18 @@
 """Reader for numpy archives: spec ``npz:FILE``.
 
 Arrays: ``images`` uint8 ``(N, H, W)`` or ``(N, H, W, C)`` with ``C`` in {1, 3}, ``labels`` ``(N,)``
-integers, optional ``images_test``/``labels_test`` (the test split; otherwise a stratified split) and
+integers >= 0, optional ``images_test``/``labels_test`` (the test split; otherwise a stratified split) and
 optional ``classes`` (strings). The archive is loaded with ``allow_pickle=False``.
+
+With ``classes`` the labels index it. Without it, labels that are already ``0..K-1`` (every value in
+either split) are the classes ``"0"``...; any other set of values (``100, 101, 102``, or ``1..10``, or
+``0, 10**6``) is remapped to dense classes ``0..K-1`` in increasing order of the original value, which
+becomes the class name (``classes[k] == str(value)``), and a log line says so. Negative labels are an error.
 """
 
 from __future__ import annotations
 
+import logging
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -25,6 +31,8 @@ from supcon.data.base import (
 )
 from supcon.data.stratified import _stratified_indices
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class _NpzArrays:
@@ -41,7 +49,10 @@ def read_npz(path: Path, request: ReadRequest) -> ImageDataset:
     """One split of the archive at ``path``: its test arrays if present, else a stratified split."""
     arrays = _read_npz_arrays(path, request.image_size)
     label_sets = [arrays.labels] if arrays.test_labels is None else [arrays.labels, arrays.test_labels]
-    classes = _npz_classes(arrays.classes, label_sets, path)
+    if arrays.classes is None:
+        classes = _dense_labels(arrays, label_sets, path)
+    else:
+        classes = _npz_classes(arrays.classes, label_sets, path)
     if arrays.test_images is not None:
         if request.split == "train":
             chosen_images, chosen_labels = arrays.images, arrays.labels
@@ -103,10 +114,25 @@ def _check_npz_keys(keys: set[str], path: Path) -> bool:
     return all(has_test)
 
 
-def _npz_classes(classes_array: np.ndarray | None, label_sets: list[np.ndarray], path: Path) -> list[str]:
-    """Class names from ``classes`` (checked to cover every label) or ``"0"``, ``"1"``, ... by default."""
-    if classes_array is None:
+def _dense_labels(arrays: _NpzArrays, label_sets: list[np.ndarray], path: Path) -> list[str]:
+    """Class names for labels without a ``classes`` array; sparse label values are remapped in place
+    (``arrays.labels`` / ``arrays.test_labels``) to ``0..K-1``, their values becoming the names."""
+    values = np.unique(np.concatenate(label_sets))
+    if values.size == 0 or (values[0] == 0 and values[-1] == values.size - 1):
         return _default_classes(*label_sets)
+    arrays.labels = np.searchsorted(values, arrays.labels).astype(np.int64)
+    if arrays.test_labels is not None:
+        arrays.test_labels = np.searchsorted(values, arrays.test_labels).astype(np.int64)
+    shown = ", ".join(str(v) for v in values[:5]) + (", ..." if values.size > 5 else "")
+    logger.info(
+        "npz %s: the labels are not 0..K-1 (%d distinct values: %s); remapped to classes 0..%d in "
+        "increasing order, each named after its original value", path, values.size, shown, values.size - 1,
+    )
+    return [str(v) for v in values.tolist()]
+
+
+def _npz_classes(classes_array: np.ndarray, label_sets: list[np.ndarray], path: Path) -> list[str]:
+    """Class names from ``classes``, checked to cover every label."""
     if classes_array.dtype.kind not in "US" or classes_array.ndim != 1:
         raise DatasetError(
             f"npz {path}: 'classes' must be a 1-D array of strings, got {classes_array.dtype} "
@@ -142,10 +168,19 @@ def _npz_images(array: np.ndarray, key: str, path: Path) -> np.ndarray:
 
 
 def _npz_labels(array: np.ndarray, key: str, count: int, path: Path) -> np.ndarray:
+    """``(N,)`` integer class labels >= 0, as int64."""
     if not np.issubdtype(array.dtype, np.integer):
-        raise DatasetError(f"npz {path}: {key!r} must hold integers, got {array.dtype}")
+        hint = " (class numbers stored as floats? save them with .astype(int))" if array.dtype.kind == "f" else ""
+        raise DatasetError(f"npz {path}: {key!r} must hold integers, got {array.dtype}{hint}")
     if array.ndim != 1 or array.shape[0] != count:
         raise DatasetError(
             f"npz {path}: {key!r} must have shape ({count},) to match the images, got {array.shape}"
         )
+    if array.size and array.min() < 0:
+        raise DatasetError(
+            f"npz {path}: labels out of range: {key!r} holds negative labels (found {int(array.min())}); "
+            "labels must be class numbers >= 0"
+        )
+    if array.size and np.issubdtype(array.dtype, np.unsignedinteger) and array.max() > np.iinfo(np.int64).max:
+        raise DatasetError(f"npz {path}: {key!r} holds labels above {np.iinfo(np.int64).max}")
     return array.astype(np.int64)

@@ -19,6 +19,7 @@ from supcon.data.base import SPLITS, DatasetError, ImageDataset, ReadRequest, _f
 from supcon.data.cifar import read_cifar10, read_cifar100
 from supcon.data.digits import read_digits
 from supcon.data.folder import read_folder
+from supcon.data.footprint import check_fits_in_memory
 from supcon.data.idx import read_idx
 from supcon.data.npz import read_npz
 
@@ -78,22 +79,25 @@ def load_dataset(
       ``cifar-10-batches-py``/``cifar-100-python`` folder or its parent. CIFAR-100 uses fine labels.
       ``download=True`` fetches the official tarball into ``DIR`` (md5 checked) if the files are missing.
     - ``"folder:DIR"``: ``DIR/<class>/<image files>``, with ``DIR/train`` + ``DIR/test`` (or ``DIR/val``)
-      as the splits when present, else split stratified. RGB, or L when every image is grayscale; the
-      shorter side is resized to ``image_size`` (default: the most common shorter side) and centre-cropped.
+      as the splits when present, else split stratified. RGB, or L when every image is grayscale (16-bit and
+      0..1 float images scaled to 8 bits); the shorter side is resized to ``image_size`` (default: the most
+      common shorter side) and centre-cropped.
       The first load decodes on every core and caches the uint8 arrays on disk (``$SUPCON_CACHE_DIR``,
       else ``$XDG_CACHE_HOME/supcon`` or ``~/.cache/supcon``; ``SUPCON_CACHE_DIR=off`` disables it); the
       cache is rebuilt whenever a file is added, removed or modified. Unreadable images fail the load,
       all named, unless ``skip_bad_images=True`` leaves them out.
     - ``"npz:FILE"``: arrays ``images`` uint8 ``(N, H, W)`` or ``(N, H, W, C)`` with ``C`` in {1, 3},
-      ``labels`` ``(N,)`` integers, optional ``images_test``/``labels_test`` (the test split; otherwise a
-      stratified split) and optional ``classes`` (strings).
+      ``labels`` ``(N,)`` integers >= 0 (without ``classes``, values other than 0..K-1 become classes named
+      by their values), optional ``images_test``/``labels_test`` (the test split; otherwise a stratified
+      split) and optional ``classes`` (strings).
 
     Class names default to ``"0"``, ``"1"``, ... up to the largest label in either split. A stratified
     split uses scikit-learn's ``train_test_split(stratify=labels, test_size=test_fraction,
     random_state=seed)`` and keeps each split in the original order. If ``image_size`` is given every
     split of every kind is resized so its shorter side is ``image_size`` (bilinear, antialiased, on float,
     rounded back to uint8) and centre-cropped to ``image_size x image_size``; without it, non-square
-    images are centre-cropped to their shorter side.
+    images are centre-cropped to their shorter side. A split that would not fit in the machine's
+    physical memory at that size (``N x C x S x S`` bytes) is refused before it is decoded or resized.
 
     Args:
         spec: ``"digits"`` or ``"KIND:PATH"`` with ``KIND`` in :data:`DATASET_KINDS`.
@@ -109,7 +113,8 @@ def load_dataset(
         The split: ``images (N, C, S, S)`` uint8, ``labels (N,)`` int64.
 
     Raises:
-        DatasetError: unknown kind, missing path, unreadable or malformed files, empty data, bad arguments.
+        DatasetError: unknown kind, missing path, unreadable or malformed files, empty data, bad arguments,
+            an ``image_size`` too large for memory.
     """
     request = _check_request(split, image_size, download, seed, test_fraction, skip_bad_images)
     kind, path = _parse_spec(spec)
@@ -122,19 +127,14 @@ def load_dataset(
     dataset = reader.read(path, request)
     if len(dataset) == 0:
         raise DatasetError(f"the {split} split of {spec!r} is empty")
+    if image_size is not None:  # before the resize allocates the images at that size
+        check_fits_in_memory(len(dataset), dataset.channels, image_size, f"the {split} split of {spec!r}")
     images = _fit_square(dataset.images, image_size, spec)
     if images is not dataset.images:
         dataset = ImageDataset(images, dataset.labels, dataset.classes, dataset.name)
-    logger.info(
-        "loaded %s split of %s: %d images, %d classes, %d channels, %dx%d",
-        split,
-        spec,
-        len(dataset),
-        dataset.num_classes,
-        dataset.channels,
-        dataset.image_size,
-        dataset.image_size,
-    )
+    side = dataset.image_size
+    logger.info("loaded %s split of %s: %d images, %d classes, %d channels, %dx%d",
+                split, spec, len(dataset), dataset.num_classes, dataset.channels, side, side)
     return dataset
 
 

@@ -15,6 +15,7 @@ import torch
 
 from supcon.config import Config
 from supcon.data.base import _CHUNK_ELEMENTS, DatasetError, ImageDataset, _check_tensor, _is_number
+from supcon.data.footprint import check_fits_in_memory
 from supcon.data.registry import load_dataset
 
 
@@ -56,14 +57,17 @@ def load_splits(cfg: Config) -> DataSplits:
 
     The train split may download (``cfg.download``); ``cfg.label_fraction`` below 1 keeps that share of
     every training class (:func:`label_fraction_subset`, seeded by ``cfg.seed``). The test split is
-    :func:`load_test_split`'s.
+    :func:`load_test_split`'s. Both splits and a training batch of float views
+    (``min(batch_size, N) x views``) must fit in the machine's memory together.
 
     Raises:
-        DatasetError: the dataset cannot be loaded as configured.
+        DatasetError: the dataset cannot be loaded as configured, or would not fit in memory with a batch.
     """
     train = load_dataset(cfg.dataset, "train", image_size=cfg.image_size, download=cfg.download,
                          seed=cfg.seed, test_fraction=cfg.test_fraction, skip_bad_images=cfg.skip_bad_images)
     test = load_test_split(cfg)
+    check_fits_in_memory(len(train) + len(test), train.channels, train.image_size, repr(cfg.dataset),
+                         batch_views=min(cfg.batch_size, len(train)) * cfg.views)
     if cfg.label_fraction is not None and cfg.label_fraction < 1:
         train = label_fraction_subset(train, cfg.label_fraction, seed=cfg.seed)
     mean, std = normalization_stats(train.images)
