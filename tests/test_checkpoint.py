@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -163,3 +164,87 @@ def test_rng_capture_and_restore_replays_the_stream(tmp_path):
     save_checkpoint({"kind": "ce", "rng": state}, tmp_path / "c.pt")
     restore_rng(load_checkpoint(tmp_path / "c.pt")["rng"])
     assert torch.equal(torch.rand(10), expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every loader checks the entries it reads: a CheckpointError naming the file and the key
+# ---------------------------------------------------------------------------------------------
+
+
+def _supcon_model():
+    from supcon.models import SupConModel, build_encoder
+
+    return SupConModel(build_encoder("small", in_channels=1), head="mlp", feat_dim=8)
+
+
+def _saved(tmp_path: Path, name: str, **state) -> Path:
+    path = tmp_path / name
+    save_checkpoint({"epoch": 1, "config": {"arch": "small"}, "normalization": {"mean": [0.5], "std": [0.2]},
+                     **state}, path)
+    return path
+
+
+def _pretrain_state() -> dict:
+    from supcon.models import model_signature
+
+    model = _supcon_model()
+    return {"kind": "pretrain", "signature": model_signature(model), "model": {"model": model.state_dict()}}
+
+
+@pytest.mark.parametrize("loader", ["encoder_from_checkpoint", "load_supcon_model"])
+@pytest.mark.parametrize("model_entry, key", [(None, r"\['model'\]"), ({}, r"\['model'\]\['model'\]")])
+def test_a_pretrain_checkpoint_without_its_weights(tmp_path, loader, model_entry, key):
+    state = _pretrain_state()
+    if model_entry is None:
+        del state["model"]
+    else:
+        state["model"] = model_entry
+    path = _saved(tmp_path, "no_model.pt", **state)
+    with pytest.raises(CheckpointError, match=rf"no_model\.pt has no {key} entry"):
+        getattr(ckpt_module, loader)(path)
+
+
+def test_weights_that_are_not_a_dict(tmp_path):
+    path = _saved(tmp_path, "tensor.pt", **{**_pretrain_state(), "model": {"model": torch.zeros(3)}})
+    with pytest.raises(CheckpointError, match=r"tensor\.pt: \['model'\]\['model'\] is a Tensor, expected a dict"):
+        ckpt_module.encoder_from_checkpoint(path)
+    path = _saved(tmp_path, "bad_signature.pt", **{**_pretrain_state(), "signature": [1, 2]})
+    with pytest.raises(CheckpointError, match=r"bad_signature\.pt has no model signature"):
+        ckpt_module.encoder_from_checkpoint(path)
+    path = _saved(tmp_path, "other_arch.pt", **{**_pretrain_state(), "signature": {"arch": "vit", "in_channels": 1}})
+    with pytest.raises(CheckpointError, match=r"other_arch\.pt names a model this version cannot build.*'vit'"):
+        ckpt_module.encoder_from_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "model_entry, key",
+    [
+        (None, r"has no \['model'\] entry"),
+        ({"encoder": "encoder"}, r"has no \['model'\]\['classifier'\] entry"),
+        ({"encoder": "encoder", "classifier": {"bias": torch.zeros(2)}},
+         r"has no \['model'\]\['classifier'\]\['weight'\] entry"),
+        ({"encoder": "encoder", "classifier": {"weight": torch.zeros(2)}}, r"'weight' is not a 2-D weight matrix"),
+    ],
+)
+def test_a_fine_tuned_checkpoint_without_its_classifier(tmp_path, model_entry, key):
+    from supcon.models import model_signature
+
+    encoder = _supcon_model().encoder
+    state = {"kind": "linear", "signature": model_signature(encoder)}
+    if model_entry is not None:
+        state["model"] = {k: encoder.state_dict() if v == "encoder" else v for k, v in model_entry.items()}
+    path = _saved(tmp_path, "linear.pt", **state)
+    with pytest.raises(CheckpointError, match=rf"linear\.pt.*{key}"):
+        ckpt_module.load_classifier(path)
+
+
+def test_a_ce_checkpoint_without_weights_or_normalisation(tmp_path):
+    from supcon.models import CEModel, model_signature
+
+    model = CEModel(_supcon_model().encoder, 3)
+    good = {"kind": "ce", "signature": model_signature(model), "model": {"model": model.state_dict()}}
+    assert ckpt_module.load_classifier(_saved(tmp_path, "ce.pt", **good)).classifier is not None
+    with pytest.raises(CheckpointError, match=r"ce_no_model\.pt has no \['model'\]\['model'\] entry"):
+        ckpt_module.load_classifier(_saved(tmp_path, "ce_no_model.pt", **{**good, "model": {"optimizer": {}}}))
+    with pytest.raises(CheckpointError, match=r"ce_norm\.pt has no 'normalization' entry"):
+        ckpt_module.load_classifier(_saved(tmp_path, "ce_norm.pt", **good, **{"normalization": {"mean": [0.5]}}))

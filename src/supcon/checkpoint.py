@@ -30,7 +30,7 @@ from supcon.runfiles import write_atomic
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng",
            "FORMAT", "VERSION", "checkpoint_config", "encoder_from_signature", "load_weights",
            "encoder_from_checkpoint", "source_checkpoint", "ImageClassifier", "load_classifier",
-           "load_supcon_model"]
+           "load_supcon_model", "checkpoint_entry", "load_failure"]
 
 FORMAT = "supcon"
 VERSION = 1
@@ -52,6 +52,18 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     write_atomic(path, lambda handle: torch.save(payload, handle), fsync=True)
 
 
+def load_failure(exc: BaseException) -> str:
+    """``"UnpicklingError: ..."``: the gist of why ``torch.load(weights_only=True)`` failed, in one line.
+
+    torch's weights-only message runs to many lines and suggests ``weights_only=False``: only its gist
+    is kept.
+    """
+    detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    if "Weights only load failed" in detail:
+        detail = "it holds objects a weights-only load refuses, or is not a torch file"
+    return f"{exc.__class__.__name__}: {detail[:200]}"
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
                     kind: str | tuple[str, ...] | None = None) -> dict[str, Any]:
     """Loads a supcon checkpoint safely; errors name the file and what is wrong with it."""
@@ -61,14 +73,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle errors, truncated files, foreign formats
-        # torch's weights-only message runs to many lines and suggests weights_only=False: keep
-        # only its gist.
-        detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-        if "Weights only load failed" in detail:
-            detail = "it holds objects a weights-only load refuses, or is not a torch file"
-        raise CheckpointError(
-            f"{path} is not a readable supcon checkpoint ({exc.__class__.__name__}: {detail[:200]})"
-        ) from None
+        raise CheckpointError(f"{path} is not a readable supcon checkpoint ({load_failure(exc)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a supcon checkpoint (no 'format: supcon' entry)")
     if state.get("version") != VERSION:
@@ -100,6 +105,23 @@ def restore_rng(state: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def checkpoint_entry(state: Mapping[str, Any], path: str | Path, *keys: str) -> Any:
+    """``state[keys[0]][keys[1]]...``, each level checked to be there.
+
+    Raises:
+        CheckpointError: naming the file and the first key that is missing (or whose parent is not a
+            mapping): a damaged file, or one not written by supcon.
+    """
+    value: Any = state
+    for depth, key in enumerate(keys):
+        if not isinstance(value, Mapping) or key not in value:
+            where = "".join(f"[{k!r}]" for k in keys[: depth + 1])
+            raise CheckpointError(f"{path} has no {where} entry: the checkpoint is damaged or was not written "
+                                  "by supcon")
+        value = value[key]
+    return value
+
+
 def checkpoint_config(state: Mapping[str, Any]) -> Config:
     """The :class:`Config` stored in a checkpoint (keys this version does not know are dropped)."""
     return config_from_dict(known_config_values(dict(state.get("config", {}))))
@@ -107,18 +129,22 @@ def checkpoint_config(state: Mapping[str, Any]) -> Config:
 
 def encoder_from_signature(signature: Mapping[str, Any], path: str | Path) -> nn.Module:
     """A fresh encoder of the architecture a checkpoint's ``signature`` names."""
+    if not isinstance(signature, Mapping) or not {"arch", "in_channels"} <= set(signature):
+        raise CheckpointError(f"{path} has no model signature (arch, in_channels)")
     try:
         return build_encoder(signature["arch"], in_channels=signature["in_channels"],
                              stem=signature.get("stem") or "cifar", width=signature.get("width", 1))
-    except KeyError:
-        raise CheckpointError(f"{path} has no model signature (arch, in_channels)") from None
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path} names a model this version cannot build: {exc}") from None
 
 
 def load_weights(module: nn.Module, weights: Mapping[str, Tensor], path: str | Path, what: str) -> None:
     """``module.load_state_dict(weights)``, with a CheckpointError naming the file on a mismatch."""
+    if not isinstance(weights, Mapping):
+        raise CheckpointError(f"{path}: the {what} weights are a {type(weights).__name__}, not a state dict")
     try:
         module.load_state_dict(weights)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path}: the {what} weights do not fit the model it names: {exc}") from None
 
 
@@ -139,10 +165,20 @@ def encoder_from_checkpoint(path: str | Path, cfg: Config | None = None, *,
     if channels is not None and channels != encoder.in_channels:
         raise CheckpointError(f"{path} holds an encoder for {encoder.in_channels}-channel images, "
                               f"the dataset has {channels} channels")
+    weights = _state_dict_entry(state, path, "model", "model")
     prefix = "encoder."
-    load_weights(encoder, {k[len(prefix):]: v for k, v in state["model"]["model"].items()
-                           if k.startswith(prefix)}, path, f"{sig['arch']!r} encoder")
+    load_weights(encoder, {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)},
+                 path, f"{sig['arch']!r} encoder")
     return encoder, state
+
+
+def _state_dict_entry(state: Mapping[str, Any], path: str | Path, *keys: str) -> Mapping[str, Any]:
+    """:func:`checkpoint_entry` that must be a mapping (a state dict, or a dict of them)."""
+    value = checkpoint_entry(state, path, *keys)
+    if not isinstance(value, Mapping):
+        where = "".join(f"[{k!r}]" for k in keys)
+        raise CheckpointError(f"{path}: {where} is a {type(value).__name__}, expected a dict of weights")
+    return value
 
 
 def source_checkpoint(path: Path, state: Mapping[str, Any]) -> Path:
@@ -194,7 +230,7 @@ def _ce_parts(path: Path, state: Mapping[str, Any]) -> tuple[nn.Module, nn.Modul
     """Encoder and classifier of a ``ce`` checkpoint (the whole CEModel is stored)."""
     sig = state.get("signature", {})
     model = CEModel(encoder_from_signature(sig, path), int(sig.get("num_classes", state.get("num_classes", 0))))
-    load_weights(model, state["model"]["model"], path, "CE model")
+    load_weights(model, _state_dict_entry(state, path, "model", "model"), path, "CE model")
     return model.encoder, model.classifier
 
 
@@ -205,11 +241,11 @@ def _linear_parts(path: Path, state: Mapping[str, Any]) -> tuple[nn.Module, nn.M
     the pretrain checkpoint it names.
     """
     sig = state.get("signature", {})
-    weights = state["model"]
+    weights = _state_dict_entry(state, path, "model")
     source = None
     if "encoder" in weights:
         encoder = encoder_from_signature(sig, path)
-        load_weights(encoder, weights["encoder"], path, "encoder")
+        load_weights(encoder, _state_dict_entry(state, path, "model", "encoder"), path, "encoder")
     else:
         source = source_checkpoint(path, state)
         encoder, src_state = encoder_from_checkpoint(source, channels=sig.get("in_channels"))
@@ -219,14 +255,16 @@ def _linear_parts(path: Path, state: Mapping[str, Any]) -> tuple[nn.Module, nn.M
                 raise CheckpointError(
                     f"{source} holds a {key}={src_sig[key]!r} encoder, but {path} was trained on "
                     f"a {key}={sig[key]!r} one: the pretrain checkpoint was replaced")
-    probe_weights = weights["classifier"]
-    if "linear.weight" in probe_weights:  # standardised probe (features -> BatchNorm, no affine -> linear)
-        w = probe_weights["linear.weight"]
-        classifier: nn.Module = ProbeClassifier(int(w.shape[1]), int(w.shape[0]))
-    else:  # a plain linear probe (checkpoints written before the probe standardised its features)
-        w = probe_weights["weight"]
-        classifier = LinearClassifier(int(w.shape[1]), int(w.shape[0]))
-    load_weights(classifier, weights["classifier"], path, "linear classifier")
+    probe_weights = _state_dict_entry(state, path, "model", "classifier")
+    # standardised probe (features -> BatchNorm, no affine -> linear), or a plain linear probe
+    # (checkpoints written before the probe standardised its features)
+    key = "linear.weight" if "linear.weight" in probe_weights else "weight"
+    w = checkpoint_entry(state, path, "model", "classifier", key)
+    if not isinstance(w, Tensor) or w.ndim != 2:
+        raise CheckpointError(f"{path}: the linear classifier's {key!r} is not a 2-D weight matrix")
+    classifier: nn.Module = (ProbeClassifier if key == "linear.weight" else LinearClassifier)(
+        int(w.shape[1]), int(w.shape[0]))
+    load_weights(classifier, probe_weights, path, "linear classifier")
     return encoder, classifier, source
 
 
@@ -266,7 +304,7 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
         encoder, classifier, source = _linear_parts(path, state)
         method = state.get("method", "?")
     norm = state.get("normalization")
-    if not norm:
+    if not isinstance(norm, Mapping) or not {"mean", "std"} <= set(norm):
         raise CheckpointError(f"{path} has no 'normalization' entry (mean, std of the training split)")
     info = {
         "kind": kind, "method": method, "path": str(path),
@@ -294,7 +332,7 @@ def load_supcon_model(path: str | Path, map_location: str | torch.device = "cpu"
         raise CheckpointError(f"{path} is a cross-entropy checkpoint: it has no projection head to "
                               "analyse; pass a pretrain checkpoint")
     if state["kind"] == "linear":
-        if "encoder" in state["model"]:
+        if "encoder" in _state_dict_entry(state, path, "model"):
             raise CheckpointError(f"{path} is a fine-tuned checkpoint (no projection head); "
                                   "pass its pretrain checkpoint")
         path = source_checkpoint(path, state)
@@ -302,6 +340,6 @@ def load_supcon_model(path: str | Path, map_location: str | torch.device = "cpu"
     sig = state.get("signature", {})
     model = SupConModel(encoder_from_signature(sig, path), head=sig.get("head", "mlp"),
                         feat_dim=int(sig.get("feat_dim", 128)))
-    load_weights(model, state["model"]["model"], path, "SupCon model")
+    load_weights(model, _state_dict_entry(state, path, "model", "model"), path, "SupCon model")
     state["path"] = str(path)
     return model.eval(), state
