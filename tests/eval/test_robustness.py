@@ -54,6 +54,8 @@ def test_parse_severities_sorts_and_dedupes():
 
 
 @pytest.mark.parametrize("argv, match", [
+    (["--batch-size", "0"], "--batch-size (batch_size) must be a positive integer, got 0"),
+    (["--batch-size", "-3"], "got -3"),
     (["--severities", "0"], "severity must be an integer from 1 to 5, got 0"),
     (["--severities", "1,7"], "got 7"),
     (["--corruptions", "fog,not_a_corruption"], "unknown corruption 'not_a_corruption'"),
@@ -197,3 +199,14 @@ def test_evaluate_robustness_reads_cifar_c_arrays(tmp_path):
                                  [1, 2, 3, 4, 5], cifar_c=tmp_path)
     assert result["m"]["clean_accuracy"] == 100.0
     assert result["m"]["accuracy"]["fog"] == pytest.approx([100.0, 75.0, 50.0, 25.0, 0.0])
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_a_batch_size_that_is_not_a_positive_int_is_refused(tmp_path, batch_size):
+    with pytest.raises(ConfigError, match=r"--batch-size \(batch_size\) must be a positive integer"):
+        run_robustness(tmp_path / "missing.pt", tmp_path / "r", corruptions="fog", severities="1",
+                       batch_size=batch_size)
+    with pytest.raises(ConfigError, match="batch_size"):
+        evaluate_robustness({"m": _BrightnessClassifier()}, torch.zeros(2, 3, 4, 4, dtype=torch.uint8),
+                            torch.zeros(2, dtype=torch.long), ["contrast"], [1], batch_size=batch_size)
+    assert not (tmp_path / "r").exists()

@@ -3,6 +3,7 @@ analyses' on_finish writers."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,28 @@ def test_on_finish_writers_use_the_run_file_names(tmp_path):
     write_gradients_plot(analysis, pairs, tmp_path, 0, max_points=50)
     for name in ("robustness_heatmap.png", "robustness_severity.png", "sweep_box.png", "gradients.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG, name
+
+
+def test_class_and_run_names_that_were_not_utf8_are_drawn(tmp_path):
+    """A class folder named b'caf\\xff' reaches matplotlib as 'caf\\udcff', which it cannot draw."""
+    name = os.fsdecode(b"caf\xff")
+    features = torch.randn(20, 6, generator=torch.Generator().manual_seed(2))
+    labels = torch.arange(20) % 2
+    assert report.plot_tsne(features, labels, tmp_path / "t.png", classes=[name, "ok"],
+                            title=f"run {name}").read_bytes()[:8] == PNG
+    assert report.plot_confusion_matrix(torch.tensor([[3, 1], [0, 4]]), tmp_path / "c.png", classes=[name, "ok"],
+                                        title=name).read_bytes()[:8] == PNG
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    (run_dir / "metrics.csv").write_text("epoch,loss\n1,2.0\n")
+    assert report.plot_training_curves(run_dir).read_bytes()[:8] == PNG
+
+
+@pytest.mark.parametrize("points, plotted", [(0, False), (2, True), (3, True)])
+def test_tsne_points_zero_draws_no_tsne_and_two_points_are_enough(tmp_path, points, plotted):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    end = _finished_run(run_dir, torch.randn(20, 6, generator=torch.Generator().manual_seed(0)))
+    end = RunEnd(**{**vars(end), "cfg": config_from_dict({"tsne_points": points})})
+    training_plots(config_from_dict({"plots": True}))[0](end)
+    assert (run_dir / "loss.png").is_file() and (run_dir / "tsne.png").is_file() == plotted

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import shutil
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from supcon import report
 from supcon.cli import main
@@ -15,7 +20,7 @@ from supcon.config import config_from_dict
 from supcon.eval.gradients import run_gradients
 from supcon.eval.pipeline import run_methods
 from supcon.eval.robustness import run_robustness
-from tiny_runs import TINY_SETTINGS
+from tiny_runs import TINY_SETTINGS, flags_for
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +105,69 @@ def test_cli_report_and_its_errors(tiny_project, tmp_path, capsys):
     assert "no runs found" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "r3")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+class _Pickled:
+    """An arbitrary object: a weights-only load refuses it (its pickle never runs)."""
+
+    def __reduce__(self):
+        return (print, ("a pickled object ran",))
+
+
+@pytest.mark.parametrize(
+    "content, note",
+    [
+        (_Pickled(), r"test_predictions.pt cannot be read \(UnpicklingError: it holds objects a weights-only load"),
+        ({"predictions": [1, 2]}, "test_predictions.pt holds a dict, expected a tensor of class indices"),
+        ("wrong_shape", r"holds a torch.int64 tensor of shape \(3,\), expected 32 integer class indices"),
+        ("float", r"holds a torch.float32 tensor of shape \(32,\)"),
+        ("out_of_range", r"holds classes outside 0..3"),
+    ],
+)
+def test_a_wrong_or_malicious_predictions_file_gives_a_note(tiny_project, tmp_path, capsys, content, note):
+    run = tmp_path / "ce"
+    shutil.copytree(tiny_project / "run" / "ce", run)
+    good = torch.load(run / "test_predictions.pt", weights_only=True)
+    if isinstance(content, str):
+        content = {"wrong_shape": good[:3], "float": good.float(), "out_of_range": good + 4}[content]
+    torch.save(content, run / "test_predictions.pt")
+    md_path, html_path = report.write_report([run], tmp_path / "rep")
+    md = md_path.read_text()
+    assert re.search(rf"> no confusion matrix for ce: .*{note}", md)
+    assert "confusion" not in " ".join(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md))
+    assert "a pickled object ran" not in capsys.readouterr().out
+    assert main(["report", str(run), "--out", str(tmp_path / "cli")]) == 0
+
+
+ATTACK = "<img src=x onerror=alert(1)>"
+
+
+def test_run_folder_names_and_the_title_are_escaped(tiny_project, tmp_path):
+    run = tmp_path / ATTACK
+    shutil.copytree(tiny_project / "run" / "ce", run)
+    assert main(["report", str(run), "--out", str(tmp_path / "rep"), "--title", f"{ATTACK} title"]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
+    html = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    escaped = "&lt;img src=x onerror=alert(1)&gt;"
+    assert md.startswith(f"# {escaped} title\n") and f"### {escaped} (ce, ce)" in md and f"| {escaped} | ce |" in md
+    assert "<img" not in md.split("```yaml")[0]
+    assert "<img src=x" not in html and f"<h1>{escaped} title</h1>" in html
+
+
+def test_a_class_folder_and_a_run_folder_not_in_utf8(tmp_path):
+    """Class names and folder names that are not UTF-8 are shown with U+FFFD in the plots and the report."""
+    data = os.path.join(os.fsencode(tmp_path), b"data")
+    for k, name in enumerate((b"caf\xff", b"ok")):
+        os.makedirs(os.path.join(data, name))
+        for i in range(10):
+            image = np.random.default_rng(10 * k + i).integers(0, 256, (8, 8), dtype=np.uint8)
+            Image.fromarray(image).save(os.path.join(data, name, b"%d.png" % i))
+    out = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"run\xff"))
+    settings = {**TINY_SETTINGS, "plots": True, "tsne_points": 8}
+    assert main(["train-ce", "--out", out, *flags_for({"dataset": f"folder:{os.fsdecode(data)}", **settings})]) == 0
+    assert os.path.isfile(os.path.join(out, "tsne.png"))
+    md_path, html_path = report.write_report([out], tmp_path / "rep", title=os.fsdecode(b"title \xfe"))
+    md = md_path.read_text(encoding="utf-8")
+    assert md.startswith("# title \ufffd\n") and "### run\ufffd (ce, ce)" in md
+    assert len(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)) == 3  # loss, t-SNE, confusion
+    assert "run\ufffd" in html_path.read_text(encoding="utf-8")

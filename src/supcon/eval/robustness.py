@@ -92,6 +92,12 @@ def parse_severities(spec: str | Sequence[int]) -> list[int]:
     return sorted(out)
 
 
+def _check_batch_size(batch_size: object) -> None:
+    """``batch_size`` must be a positive int (``--batch-size``)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"--batch-size (batch_size) must be a positive integer, got {batch_size!r}")
+
+
 def classifier_accuracy(classifier: nn.Module, images: Tensor, labels: Tensor, *,
                         batch_size: int = 512, device: str | torch.device = "cpu") -> float:
     """Top-1 accuracy (%) of ``classifier`` on ``images (N, C, H, W)`` uint8 / float in [0, 1]."""
@@ -136,7 +142,11 @@ def evaluate_robustness(classifiers: Mapping[str, nn.Module], images: Tensor, la
 
     Returns:
         ``{name: {"clean_accuracy": float, "accuracy": {corruption: [acc % per severity]}}}``.
+
+    Raises:
+        ConfigError: ``batch_size`` is not a positive int.
     """
+    _check_batch_size(batch_size)
     device = torch.device(device)
 
     def score(net: nn.Module, x: Tensor, y: Tensor) -> float:
@@ -284,11 +294,12 @@ def run_robustness(checkpoint: str | Path, out: str | Path, *, baseline: str | P
     at all 5 severities were evaluated, i.e. whether the numbers are the standard ones.
 
     Raises:
-        ConfigError: bad corruption names or severities, or a baseline with another test split.
+        ConfigError: bad corruption names, severities or batch size, or a baseline with another test split.
         CheckpointError, DatasetError: unreadable checkpoints, data or -C arrays.
     """
     names = parse_corruptions(corruptions)
     sevs = parse_severities(severities)
+    _check_batch_size(batch_size)
     dev = resolve_device(device)
     out = Path(out)
     cfg, classifiers = _load_classifiers(checkpoint, baseline, dev)

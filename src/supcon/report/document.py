@@ -1,5 +1,11 @@
 """A report as a list of blocks, rendered to Markdown (images as files) and to one self-contained HTML file
-(inline CSS, images as base64 data URIs, no external assets or links)."""
+(inline CSS, images as base64 data URIs, no external assets or links).
+
+Every piece of text (title, headings, paragraphs, table cells, captions, code) may come from the user's
+files or command line, so both outputs escape it (:mod:`supcon.report.text`): the HTML with
+``html.escape``, the Markdown with HTML escaped too (renderers pass raw HTML through) and code in a
+fence longer than any run of backticks inside it. Names that were not UTF-8 show as U+FFFD.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from supcon.report.tables import format_cell, markdown_table
+from supcon.report.text import markdown_text, printable
 
 __all__ = ["Document"]
 
@@ -45,6 +52,12 @@ def _is_number(text: str) -> bool:
         return False
 
 
+def _code_fence(text: str) -> str:
+    """A backtick fence longer than every run of backticks in ``text`` (at least three)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def _unique_name(caption: str, path: Path, used: set[str]) -> str:
     stem = re.sub(r"[^A-Za-z0-9]+", "_", caption).strip("_").lower()[:60] or "figure"
     name, i = f"{stem}{Path(path).suffix}", 1
@@ -59,52 +72,57 @@ class Document:
     """A report as blocks: headings, text, notes, tables, images and folded code.
 
     Table cells are formatted once, when added (:func:`supcon.report.tables.format_cell`), so the
-    Markdown and the HTML show the same text.
+    Markdown and the HTML show the same text. Text is stored :func:`~supcon.report.text.printable`
+    and escaped when rendered.
     """
 
     def __init__(self, title: str) -> None:
-        self.title = title
+        self.title = printable(title)
         self.blocks: list[tuple[str, Any]] = []
 
     def heading(self, level: int, text: str) -> None:
-        self.blocks.append(("heading", (level, text)))
+        self.blocks.append(("heading", (level, printable(text))))
 
     def text(self, text: str, note: bool = False) -> None:
-        self.blocks.append(("note" if note else "text", text))
+        self.blocks.append(("note" if note else "text", printable(text)))
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        self.blocks.append(("table", (list(header), [[format_cell(v) for v in row] for row in rows])))
+        self.blocks.append(("table", ([printable(h) for h in header],
+                                      [[printable(format_cell(v)) for v in row] for row in rows])))
 
     def images(self, items: Sequence[tuple[Path | None, str]]) -> None:
         """Adds the images that exist (a None or missing path is skipped), each with its caption."""
-        present = [(p, c) for p, c in items if p is not None and Path(p).is_file()]
+        present = [(p, printable(c)) for p, c in items if p is not None and Path(p).is_file()]
         if present:
             self.blocks.append(("images", present))
 
     def code(self, summary: str, text: str) -> None:
-        self.blocks.append(("code", (summary, text)))
+        self.blocks.append(("code", (printable(summary), printable(text))))
 
     def markdown(self, files_dir: Path) -> str:
         """The Markdown text; images are copied into ``files_dir`` and linked relative to its parent."""
         files_dir.mkdir(parents=True, exist_ok=True)
         used: set[str] = set()
-        out = [f"# {self.title}", ""]
+        md = markdown_text
+        out = [f"# {md(self.title)}", ""]
         for kind, value in self.blocks:
             if kind == "heading":
-                out += ["#" * (value[0] + 1) + " " + value[1], ""]
+                out += ["#" * (value[0] + 1) + " " + md(value[1]), ""]
             elif kind in ("text", "note"):
-                out += [("> " if kind == "note" else "") + value, ""]
+                out += [("> " if kind == "note" else "") + md(value), ""]
             elif kind == "table":
-                out += [markdown_table(*value), ""]
+                header, rows = value
+                out += [markdown_table([md(h) for h in header], [[md(c) for c in row] for row in rows]), ""]
             elif kind == "images":
                 for path, caption in value:
                     name = _unique_name(caption, path, used)
                     shutil.copyfile(path, files_dir / name)
-                    out += [f"![{caption}]({files_dir.name}/{name})", f"*{caption}*", ""]
+                    out += [f"![{md(caption)}]({files_dir.name}/{name})", f"*{md(caption)}*", ""]
             elif kind == "code":
                 summary, text = value
-                out += [f"<details><summary>{summary}</summary>", "", "```yaml", text.rstrip(), "```", "",
-                        "</details>", ""]
+                fence = _code_fence(text)
+                out += [f"<details><summary>{html.escape(summary)}</summary>", "", f"{fence}yaml", text.rstrip(),
+                        fence, "", "</details>", ""]
         return "\n".join(out)
 
     def html(self) -> str:

@@ -22,6 +22,7 @@ import torch  # noqa: E402
 
 from supcon.config import Config  # noqa: E402
 from supcon.eval.robustness import display_name  # noqa: E402
+from supcon.report.text import printable  # noqa: E402
 from supcon.runfiles import (GRADIENTS_PLOT, LOSS_PLOT, METRICS_CSV, ROBUSTNESS_HEATMAP,  # noqa: E402
                              ROBUSTNESS_SEVERITY, SWEEP_BOX, TSNE_PLOT)
 from supcon.train.callbacks import RunEnd, TrainCallback  # noqa: E402
@@ -66,7 +67,7 @@ def plot_training_curves(run_dir: str | Path, out: str | Path | None = None) -> 
             "training loss")
     if acc_keys:
         _curves(axes[1], epochs, rows, acc_keys, "test accuracy (%)")
-    fig.suptitle(Path(run_dir).name)
+    fig.suptitle(printable(Path(run_dir).name))
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -75,24 +76,26 @@ def plot_training_curves(run_dir: str | Path, out: str | Path | None = None) -> 
 
 def plot_tsne(features: torch.Tensor, labels: torch.Tensor, out: str | Path, *,
               classes: Sequence[str] | None = None, seed: int = 0, title: str = "t-SNE") -> Path:
-    """A 2-D t-SNE of (N, D) embeddings coloured by label, saved as PNG."""
+    """A 2-D t-SNE of (N, D) embeddings coloured by label, saved as PNG (N >= 2)."""
     from sklearn.manifold import TSNE
 
     x = torch.nn.functional.normalize(features.float(), dim=1).numpy()
     y = labels.numpy()
-    perplexity = float(min(30, max(2, (len(x) - 1) // 3)))
+    if len(x) < 2:
+        raise ValueError(f"a t-SNE needs at least 2 points, got features of shape {tuple(features.shape)}")
+    perplexity = float(min(30, max(2, (len(x) - 1) // 3), len(x) - 1))  # sklearn: perplexity < N
     pts = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
     fig, ax = plt.subplots(figsize=(5.2, 5))
     cmap = plt.get_cmap("tab10" if y.max() < 10 else "tab20")
     for c in np.unique(y):
         sel = y == c
-        name = classes[c] if classes is not None and c < len(classes) else str(c)
+        name = printable(classes[c]) if classes is not None and c < len(classes) else str(c)
         ax.scatter(pts[sel, 0], pts[sel, 1], s=6, color=cmap(int(c) % cmap.N), label=name)
     if len(np.unique(y)) <= 20:
         ax.legend(markerscale=2.5, fontsize=7, loc="best", ncol=2)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title, fontsize=10)
+    ax.set_title(printable(title), fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -187,7 +190,7 @@ def plot_confusion_matrix(matrix: torch.Tensor, out: str | Path, *, classes: Seq
     side = min(9.0, 2.2 + 0.38 * k)
     fig, ax = plt.subplots(figsize=(side + 0.8, side))
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    names = [str(c) for c in classes] if classes is not None and len(classes) == k else [str(i) for i in range(k)]
+    names = [printable(c) for c in classes] if classes is not None and len(classes) == k else [str(i) for i in range(k)]
     if k <= 30:
         ax.set_xticks(range(k), names, rotation=90 if max(map(len, names)) > 3 else 0, fontsize=7)
         ax.set_yticks(range(k), names, fontsize=7)
@@ -198,7 +201,7 @@ def plot_confusion_matrix(matrix: torch.Tensor, out: str | Path, *, classes: Seq
                         color="white" if rates[r, c] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(printable(title), fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -263,10 +266,11 @@ def plot_gradient_analysis(pairs: Mapping[str, Mapping[str, torch.Tensor]], anal
 
 
 def _plot_finished_run(end: RunEnd) -> None:
-    """loss.png for every run; tsne.png of the test embeddings for runs that trained an encoder."""
+    """loss.png for every run; tsne.png of the test embeddings for runs that trained an encoder (none
+    with ``tsne_points`` 0, or a test split of fewer than 2 images)."""
     plot_training_curves(end.run_dir)
-    if end.test_features is not None:
-        n = end.cfg.tsne_points
+    n = end.cfg.tsne_points
+    if end.test_features is not None and min(n, len(end.test_features)) >= 2:
         plot_tsne(end.test_features[:n], end.test_labels[:n], end.run_dir / TSNE_PLOT, classes=end.classes,
                   seed=end.cfg.seed, title=f"{end.title} encoder, t-SNE of test embeddings")
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import yaml
 
+from supcon.checkpoint import load_failure
 from supcon.config import config_from_dict, known_config_values
 from supcon.data import DatasetError, ImageDataset, load_test_split
 from supcon.eval.gradients import gradients_rows
@@ -49,6 +50,29 @@ def _test_split_of(run: Run, cache: _SplitCache) -> ImageDataset:
     return cache[key]
 
 
+def _read_predictions(path: Path, test: ImageDataset) -> torch.Tensor:
+    """The ``(N,)`` integer class predictions in ``path`` (loaded with ``weights_only=True``), checked
+    against the test split.
+
+    Raises:
+        ValueError: the file cannot be read as tensors only (a pickled object is refused, never run), or
+            it holds something other than one prediction per test image in ``[0, classes)``.
+    """
+    try:
+        predictions = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors (a refused object), truncated or foreign files
+        raise ValueError(f"{TEST_PREDICTIONS} cannot be read ({load_failure(exc)})") from None
+    if not isinstance(predictions, torch.Tensor):
+        raise ValueError(f"{TEST_PREDICTIONS} holds a {type(predictions).__name__}, expected a tensor of class indices")
+    if predictions.shape != test.labels.shape or predictions.is_floating_point() or predictions.is_complex():
+        raise ValueError(
+            f"{TEST_PREDICTIONS} holds a {predictions.dtype} tensor of shape {tuple(predictions.shape)}, expected "
+            f"{test.labels.shape[0]} integer class indices (one per test image)")
+    if predictions.numel() and not 0 <= int(predictions.min()) <= int(predictions.max()) < test.num_classes:
+        raise ValueError(f"{TEST_PREDICTIONS} holds classes outside 0..{test.num_classes - 1}")
+    return predictions
+
+
 def _run_confusion(run: Run, files: Path, cache: _SplitCache) -> tuple[Path | None, str | None]:
     """confusion.png for a run with test_predictions.pt (labels from its config's test split);
     otherwise no path, and a note saying why when the run has predictions."""
@@ -57,11 +81,9 @@ def _run_confusion(run: Run, files: Path, cache: _SplitCache) -> tuple[Path | No
         return None, None
     try:
         test = _test_split_of(run, cache)
-        predictions = torch.load(pred_path, map_location="cpu", weights_only=True)
+        predictions = _read_predictions(pred_path, test)
     except (DatasetError, OSError, RuntimeError, ValueError, TypeError) as exc:
         return None, f"no confusion matrix for {run.name}: {exc}"
-    if not isinstance(predictions, torch.Tensor) or predictions.shape != test.labels.shape:
-        return None, f"no confusion matrix for {run.name}: {TEST_PREDICTIONS} does not match the test split"
     matrix = confusion_matrix(predictions, test.labels, test.num_classes)
     out = files / f"confusion_{re.sub(r'[^A-Za-z0-9]+', '_', run.name).strip('_') or 'run'}.png"
     acc = 100.0 * float(matrix.diag().sum()) / max(1, int(matrix.sum()))
@@ -194,7 +216,7 @@ def write_report(paths: Sequence[str | Path], out: str | Path, *, title: str = "
     for folder in inputs.gradients:
         _gradients_section(doc, folder, inputs.name(folder))
     md_path, html_path = out / REPORT_MD, out / REPORT_HTML
-    md_path.write_text(doc.markdown(out / REPORT_FILES))
-    html_path.write_text(doc.html())
+    md_path.write_text(doc.markdown(out / REPORT_FILES), encoding="utf-8")
+    html_path.write_text(doc.html(), encoding="utf-8")
     shutil.rmtree(work, ignore_errors=True)
     return md_path, html_path
