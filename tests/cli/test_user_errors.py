@@ -157,3 +157,43 @@ def test_non_utf8_class_folder_then_a_report_with_hostile_inputs(tmp_path, capsy
     md = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
     assert "no confusion matrix" in md and "<img" not in md.split("```yaml")[0]
     assert "<img src=x" not in (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("yaml_text, needle", [
+    ("epochs: [1, 2\n", "not valid YAML"),
+    ("!!python/object/apply:os.system ['echo injected']\n", "not valid YAML"),
+    ("- a list\n", "must hold a mapping"),
+    (None, "not UTF-8"),
+])
+def test_bad_config_files_are_one_line_errors(yaml_text, needle, tmp_path, tiny_flags, capsys):
+    path = tmp_path / "bad.yaml"
+    if yaml_text is None:
+        path.write_bytes(b"epochs: 1 # caf\xe9\n")
+    else:
+        path.write_text(yaml_text)
+    code = main(["pretrain", "--config", str(path), "--out", str(tmp_path / "r"), *tiny_flags()])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert needle in err and str(path) in err
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--arch", "resnet9"], "arch must be one of"),
+    (["--device", "gpu0"], "not a device name"),
+    (["--device", "meta"], "cannot train or evaluate"),
+    pytest.param(["--device", "cuda"], "CUDA is not available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without CUDA")),
+])
+def test_unknown_arch_and_unusable_devices_are_one_line_errors(flags, needle, tmp_path, tiny_flags, capsys):
+    code = main(["train-ce", "--out", str(tmp_path / "r"), *tiny_flags(), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert needle in err
+
+
+def test_a_huge_learning_rate_stops_the_run_with_advice(tmp_path, tiny_flags, capsys):
+    """--lr 1e6: the CE loss leaves any learning range within a few steps; the guard stops it (exit 2)."""
+    code = main(["train-ce", "--out", str(tmp_path / "r"), *tiny_flags(lr=1e6, epochs=3, log_every=1)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert ("diverged" in err or "loss became" in err) and "--ce-lr (or --lr)" in err
