@@ -16,6 +16,7 @@ EXPECTED_OUT_DIM = {
     "resnet101": 2048,
     "resnet200": 2048,
     "small": 128,
+    "cifar-fast": 192,
 }
 BIG = {"resnet101", "resnet200"}  # 42M / 62M parameters: 1-2 s idle, over 10 s on a busy CPU
 

@@ -1,4 +1,4 @@
-"""Model zoo: ResNet and small CNN encoders, projection heads, SupCon and cross-entropy models.
+"""Model zoo: ResNet, small CNN and fast CIFAR CNN encoders, projection heads, SupCon and cross-entropy models.
 
 Example:
     >>> import torch
@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from supcon.models.factory import ARCHITECTURES, build_encoder
+from supcon.models.fast_cifar import FAST_CIFAR_WIDTHS, FastCIFARNet
 from supcon.models.heads import HEAD_KINDS, LinearClassifier, ProbeClassifier, ProjectionHead
 from supcon.models.networks import CEModel, SupConModel, model_signature
 from supcon.models.resnet import RESNET_LAYERS, STEMS, BasicBlock, Bottleneck, ResNet
@@ -20,12 +21,14 @@ from supcon.models.small import SmallCNN
 
 __all__ = [
     "ARCHITECTURES",
+    "FAST_CIFAR_WIDTHS",
     "HEAD_KINDS",
     "RESNET_LAYERS",
     "STEMS",
     "BasicBlock",
     "Bottleneck",
     "CEModel",
+    "FastCIFARNet",
     "LinearClassifier",
     "ProbeClassifier",
     "ProjectionHead",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from torch import nn
 
+from supcon.models.fast_cifar import FastCIFARNet
 from supcon.models.init import check_positive_int
 from supcon.models.resnet import RESNET_LAYERS, STEMS, ResNet
 from supcon.models.small import SmallCNN
 
 #: Every encoder name :func:`build_encoder` accepts: the ResNet depths of :data:`RESNET_LAYERS`, then
-#: ``"small"``. The one list of architecture names: other modules import it rather than repeat it.
-ARCHITECTURES: tuple[str, ...] = (*RESNET_LAYERS, "small")
+#: ``"small"`` and ``"cifar-fast"``. The one list of architecture names: other modules import it rather
+#: than repeat it.
+ARCHITECTURES: tuple[str, ...] = (*RESNET_LAYERS, "small", "cifar-fast")
 
 
 def build_encoder(
@@ -26,9 +28,10 @@ def build_encoder(
         arch: one of :data:`ARCHITECTURES`.
         in_channels: channels of the input images (1 grey-scale, 3 RGB; any positive int).
         stem: ``"cifar"`` (3x3 stride-1 conv, no max-pool) or ``"imagenet"`` (7x7 stride-2 conv and
-            3x3 stride-2 max-pool) for ResNets. Ignored by ``"small"`` (still checked when given);
-            ``None`` means ``"cifar"`` for ResNets.
-        width: channel multiplier (ResNet base width ``64 * width``; small CNN ``out_dim = 128 * width``).
+            3x3 stride-2 max-pool) for ResNets. Ignored by ``"small"`` and ``"cifar-fast"`` (still
+            checked when given); ``None`` means ``"cifar"`` for ResNets.
+        width: channel multiplier (ResNet base width ``64 * width``; small CNN ``out_dim = 128 * width``;
+            cifar-fast ``out_dim = 192 * width``).
         zero_init_residual: zero the last batch-norm gamma of every residual block (ResNets only).
 
     Returns:
@@ -46,6 +49,8 @@ def build_encoder(
     check_positive_int("width", width)
     if arch == "small":
         return SmallCNN(in_channels=in_channels, width=width)
+    if arch == "cifar-fast":
+        return FastCIFARNet(in_channels=in_channels, width=width)
     return ResNet(
         arch,
         in_channels=in_channels,
