@@ -201,7 +201,7 @@ def test_the_cross_entropy_budget_falls_back_to_the_shared_one():
 
 
 FLOAT_FIELDS = ["test_fraction", "label_fraction", "lr", "momentum", "weight_decay", "warmup_epochs", "temperature",
-                "crop_min", "key_momentum", "linear_lr", "ce_lr"]
+                "crop_min", "key_momentum", "linear_lr", "ce_lr", "imbalance_ratio", "cb_beta"]
 
 
 def test_every_float_field_is_listed():
@@ -236,3 +236,27 @@ def test_tsne_points_zero_means_no_plot_and_negative_is_refused():
     for bad in (-1, 1):
         with pytest.raises(ConfigError, match=rf"tsne_points must be 0 \(no t-SNE plot\) or at least 2, got {bad}"):
             config_from_dict({"tsne_points": bad})
+
+
+@pytest.mark.parametrize("values, flag", [
+    ({"sampler": "m-per-class", "m_per_class": 1}, "--m-per-class must be >= 2"),
+    ({"sampler": "m-per-class", "m_per_class": 3, "batch_size": 32}, r"--batch-size \(32\) must be divisible by --m-per-class \(3\)"),
+    ({"m_per_class": 0}, "--m-per-class must be >= 1"),
+    ({"sampler": "balanced"}, "sampler must be one of"),
+    ({"class_weights": "inv"}, "class_weights must be one of"),
+    ({"cb_beta": 1.0}, r"--cb-beta must be in \[0, 1\)"),
+    ({"cb_beta": -0.1}, r"--cb-beta must be in \[0, 1\)"),
+    ({"imbalance_ratio": 0.5}, "--imbalance-ratio must be >= 1"),
+])
+def test_sampler_and_imbalance_values_are_refused_naming_the_flag(values, flag):
+    with pytest.raises(ConfigError, match=flag):
+        config_from_dict(values)
+
+
+def test_sampler_and_imbalance_defaults_and_valid_values():
+    cfg = Config()
+    assert (cfg.sampler, cfg.m_per_class, cfg.class_weights, cfg.cb_beta, cfg.imbalance_ratio) == (
+        "random", 4, "none", 0.9999, None)
+    cfg = config_from_dict({"sampler": "m-per-class", "m_per_class": 8, "batch_size": 64,
+                            "class_weights": "effective-number", "imbalance_ratio": "100"})
+    assert cfg.imbalance_ratio == 100.0 and cfg.m_per_class == 8

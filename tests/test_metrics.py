@@ -8,7 +8,7 @@ from torch import nn
 
 from supcon.augment import Normalize
 from supcon.metrics import (Inference, accuracy, confusion_matrix, evaluate_classifier, extract_features,
-                            forward_batches, knn_accuracy, predict)
+                            balanced_accuracy, forward_batches, knn_accuracy, per_class_accuracy, predict)
 
 
 def _images(n: int = 10) -> torch.Tensor:
@@ -71,3 +71,26 @@ def test_confusion_matrix_counts_and_shape_check():
     assert m.tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
     with pytest.raises(ValueError, match="predictions has shape"):
         confusion_matrix(torch.tensor([0]), torch.tensor([0, 1]), 2)
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_balanced_accuracy_matches_scikit_learn():
+    from sklearn.metrics import balanced_accuracy_score
+
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(20):
+        labels = torch.randint(0, 5, (60,), generator=gen)
+        labels[labels == trial % 5] = (trial + 1) % 5  # one class absent from the labels
+        predictions = torch.where(torch.rand(60, generator=gen) < 0.6, labels, torch.randint(0, 6, (60,), generator=gen))
+        expected = 100.0 * balanced_accuracy_score(labels.numpy(), predictions.numpy())
+        assert balanced_accuracy(predictions, labels) == pytest.approx(expected, abs=1e-9)
+
+
+def test_per_class_accuracy_is_the_recall_of_each_class():
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 3])
+    predictions = torch.tensor([0, 0, 1, 2, 1, 0, 3])
+    per_class = per_class_accuracy(predictions, labels, 4)
+    assert per_class[:2].tolist() == [50.0, 50.0] and per_class[3].item() == 100.0
+    assert per_class[2].isnan()  # no example of class 2
+    assert balanced_accuracy(predictions, labels) == pytest.approx(200 / 3)
+    assert balanced_accuracy(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)) == 0.0

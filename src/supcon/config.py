@@ -22,7 +22,7 @@ from supcon.models import ARCHITECTURES
 
 __all__ = ["Config", "ConfigError", "load_config", "config_from_dict", "config_to_dict", "known_config_values",
            "save_config", "read_yaml_mapping", "ce_learning_rate", "ce_epoch_count", "FIELD_HELP",
-           "PRETRAIN_METHODS", "RUN_METHODS", "AUGMENT_CHOICES"]
+           "PRETRAIN_METHODS", "RUN_METHODS", "AUGMENT_CHOICES", "SAMPLERS", "CLASS_WEIGHTS"]
 
 #: Contrastive pretraining methods (``--method``).
 PRETRAIN_METHODS: tuple[str, ...] = ("supcon", "simclr")
@@ -30,6 +30,10 @@ PRETRAIN_METHODS: tuple[str, ...] = ("supcon", "simclr")
 #: and the cross-entropy baseline.
 RUN_METHODS: tuple[str, ...] = (*PRETRAIN_METHODS, "ce")
 AUGMENT_CHOICES: tuple[str, ...] = ("sim", "autoaugment", "randaugment", "stacked", "none")
+#: How training batches are built (``--sampler``, see :mod:`supcon.train.sampler`).
+SAMPLERS: tuple[str, ...] = ("random", "class-balanced", "m-per-class")
+#: Per-class loss weights (``--class-weights``, see :func:`supcon.train.methods.common.class_weights`).
+CLASS_WEIGHTS: tuple[str, ...] = ("none", "inverse", "effective-number")
 
 
 class ConfigError(ValueError):
@@ -46,6 +50,7 @@ class Config:
     download: bool = field(default=False, metadata={"help": "fetch CIFAR if missing (needs internet)"})
     test_fraction: float = field(default=0.2, metadata={"help": "held-out fraction for datasets without a test split"})
     label_fraction: float | None = field(default=None, metadata={"help": "use a class-balanced fraction of the training labels"})
+    imbalance_ratio: float | None = field(default=None, metadata={"help": "long-tailed view of the training split: class c keeps n_max x R^(-c/(C-1)) images (CIFAR-10-LT profile; test split untouched)"})
     skip_bad_images: bool = field(default=False, metadata={"help": "folder datasets: leave corrupt or truncated images out (their count is logged) instead of failing"})
     # model
     arch: str = field(default="resnet18", metadata={"help": " | ".join(ARCHITECTURES)})
@@ -75,6 +80,11 @@ class Config:
     queue_size: int = field(default=0, metadata={"help": "momentum-encoder memory queue size (0: off)"})
     key_momentum: float = field(default=0.999, metadata={"help": "EMA momentum of the key encoder"})
     sync_bn: bool = field(default=False, metadata={"help": "SyncBatchNorm under torchrun"})
+    # batches and imbalance
+    sampler: str = field(default="random", metadata={"help": "training batches (pretraining, CE): random | class-balanced | m-per-class"})
+    m_per_class: int = field(default=4, metadata={"help": "m-per-class sampler: images per class in a batch (>= 2, divides batch_size)"})
+    class_weights: str = field(default="none", metadata={"help": "per-class loss weights (CE, probe, SupCon anchors): none | inverse | effective-number"})
+    cb_beta: float = field(default=0.9999, metadata={"help": "effective-number class weights: beta in [0, 1)"})
     # linear probe / fine-tune
     linear_epochs: int = field(default=30, metadata={"help": "linear-probe epochs"})
     linear_lr: float = field(default=0.1, metadata={"help": "linear-probe learning rate per 256 images"})
@@ -117,6 +127,8 @@ _CHOICES = {
     "variant": ("out", "in"),
     "amp": ("auto", "bf16", "off"),
     "lr_scaling": ("linear", "none"),
+    "sampler": SAMPLERS,
+    "class_weights": CLASS_WEIGHTS,
 }
 
 
@@ -176,8 +188,24 @@ def validate(cfg: Config) -> None:
             f"views must be >= 2 for method {cfg.method!r}: contrastive pretraining needs at least two "
             f"augmented views of each image (with one view an image has no positive of its own), got {cfg.views}"
         )
+    _validate_imbalance(cfg)
     if cfg.tsne_points < 0 or cfg.tsne_points == 1:
         raise ConfigError(f"tsne_points must be 0 (no t-SNE plot) or at least 2, got {cfg.tsne_points}")
+
+
+def _validate_imbalance(cfg: Config) -> None:
+    """The batch-construction and imbalance fields (errors name the flag)."""
+    if cfg.sampler == "m-per-class":
+        if cfg.m_per_class < 2:
+            raise ConfigError(f"--m-per-class must be >= 2 (an anchor needs a same-class positive), got {cfg.m_per_class}")
+        if cfg.batch_size % cfg.m_per_class:
+            raise ConfigError(f"--batch-size ({cfg.batch_size}) must be divisible by --m-per-class ({cfg.m_per_class})")
+    elif cfg.m_per_class < 1:
+        raise ConfigError(f"--m-per-class must be >= 1, got {cfg.m_per_class}")
+    if not 0 <= cfg.cb_beta < 1:
+        raise ConfigError(f"--cb-beta must be in [0, 1), got {cfg.cb_beta}")
+    if cfg.imbalance_ratio is not None and not cfg.imbalance_ratio >= 1:
+        raise ConfigError(f"--imbalance-ratio must be >= 1 (largest over smallest class), got {cfg.imbalance_ratio}")
 
 
 def _field_types() -> dict[str, Any]:

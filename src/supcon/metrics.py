@@ -18,7 +18,7 @@ from supcon.augment import to_float_images
 from supcon.devices import autocast, memory_format
 
 __all__ = ["Inference", "forward_batches", "extract_features", "predict", "accuracy",
-           "evaluate_classifier", "knn_accuracy", "confusion_matrix"]
+           "evaluate_classifier", "knn_accuracy", "confusion_matrix", "per_class_accuracy", "balanced_accuracy"]
 
 
 @dataclass(frozen=True)
@@ -111,3 +111,22 @@ def confusion_matrix(predictions: Tensor, labels: Tensor, num_classes: int) -> T
         raise ValueError(f"predictions has shape {tuple(predictions.shape)}, labels {tuple(labels.shape)}")
     index = labels.long() * num_classes + predictions.long()
     return torch.bincount(index, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def per_class_accuracy(predictions: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """``(num_classes,)`` float64 accuracy (%) on each true class (its recall); NaN for a class with
+    no example in ``labels``."""
+    counts = confusion_matrix(predictions.cpu(), labels.cpu(), num_classes).double()
+    support = counts.sum(1)
+    recall = 100.0 * counts.diagonal() / support.clamp_min(1)
+    return torch.where(support > 0, recall, torch.full_like(recall, float("nan")))
+
+
+def balanced_accuracy(predictions: Tensor, labels: Tensor) -> float:
+    """The mean of the per-class accuracies (%) over the classes present in ``labels``
+    (scikit-learn's ``balanced_accuracy_score`` x 100); 0 for an empty split."""
+    if labels.numel() == 0:
+        return 0.0
+    num_classes = int(max(labels.max().item(), predictions.max().item())) + 1
+    per_class = per_class_accuracy(predictions, labels, num_classes)
+    return float(per_class[~per_class.isnan()].mean())

@@ -22,6 +22,7 @@ from supcon.data import (
     normalization_stats,
 )
 from supcon.data import splits as splits_module
+from supcon.data.splits import long_tailed_counts, long_tailed_subset
 
 
 def test_normalization_stats_matches_numpy(monkeypatch):
@@ -146,3 +147,33 @@ def test_skip_bad_images_flows_from_the_config_to_both_splits(tmp_path):
     splits = load_splits(Config(dataset=f"folder:{root}", skip_bad_images=True))
     assert (len(splits.train), len(splits.test)) == (12, 12)
     assert len(load_test_split(Config(dataset=f"folder:{root}", skip_bad_images=True))) == 12
+
+
+def test_long_tailed_counts_follow_the_exponential_profile():
+    # CIFAR-10-LT with ratio 100: 5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50
+    assert long_tailed_counts([5000] * 10, 100) == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+    assert long_tailed_counts([500] * 10, 10) == [int(500 * 10 ** (-c / 9) + 1e-9) for c in range(10)]
+    assert long_tailed_counts([100, 100, 100], 1) == [100, 100, 100]
+    assert long_tailed_counts([100, 30, 100, 0], 4) == [100, 30, 39, 0]  # capped by the class; empty stays empty
+    assert long_tailed_counts([7, 7], 1000) == [7, 1]  # at least one image
+
+
+def test_long_tailed_subset_is_deterministic_and_keeps_labels_with_images():
+    labels = torch.arange(4).repeat_interleave(40)
+    images = torch.arange(160, dtype=torch.uint8).reshape(160, 1, 1, 1)
+    dataset = ImageDataset(images, labels, ["a", "b", "c", "d"], "toy")
+    tail = long_tailed_subset(dataset, 8, seed=3)
+    assert tail.labels.bincount().tolist() == [40, 20, 10, 5]
+    kept = tail.images.flatten().long()
+    assert torch.equal(labels[kept], tail.labels) and torch.equal(kept, kept.sort().values)
+    assert torch.equal(long_tailed_subset(dataset, 8, seed=3).images, tail.images)
+    assert not torch.equal(long_tailed_subset(dataset, 8, seed=4).images, tail.images)
+    with pytest.raises(DatasetError, match="imbalance ratio"):
+        long_tailed_subset(dataset, 0.5)
+
+
+def test_load_splits_imbalance_applies_to_train_only(tiny_npz):
+    plain = load_splits(Config(dataset=f"npz:{tiny_npz}"))
+    tail = load_splits(Config(dataset=f"npz:{tiny_npz}", imbalance_ratio=4.0))
+    assert tail.train.labels.bincount().tolist() == long_tailed_counts([16] * 4, 4.0) == [16, 10, 6, 4]
+    assert torch.equal(tail.test.labels, plain.test.labels) and torch.equal(tail.test.images, plain.test.images)

@@ -95,6 +95,16 @@ def test_resumed_linear_probe_with_augmentation_is_identical(tmp_path, monkeypat
                   ["epoch", "loss", "lr", "test_acc"])
 
 
+def test_resumed_supcon_with_m_per_class_batches_is_identical(tmp_path, monkeypatch, tiny_config):
+    cfg = tiny_config(epochs=2, sampler="m-per-class", m_per_class=4, class_weights="inverse")
+    _resume_check(monkeypatch, tmp_path, lambda d, **kw: engine.pretrain(cfg, d, **kw),
+                  ["epoch", "loss", "lr", "positives_per_anchor", "anchors_without_positive"])
+    rows = _csv_rows(tmp_path / "full" / "metrics.csv")
+    # 16 images of 4 classes x 4: 3 other images x 2 views + 1 own view; every anchor has one
+    assert [float(r["positives_per_anchor"]) for r in rows] == [7.0, 7.0]
+    assert [float(r["anchors_without_positive"]) for r in rows] == [0.0, 0.0]
+
+
 def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path, tiny_config):
     a = engine.train_ce(tiny_config(), tmp_path / "a")
     b = engine.train_ce(tiny_config(), tmp_path / "b")

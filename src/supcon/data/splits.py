@@ -56,7 +56,8 @@ def load_splits(cfg: Config) -> DataSplits:
     """Both splits of ``cfg.dataset``; the normalisation statistics come from the training split only.
 
     The train split may download (``cfg.download``); ``cfg.label_fraction`` below 1 keeps that share of
-    every training class (:func:`label_fraction_subset`, seeded by ``cfg.seed``). The test split is
+    every training class (:func:`label_fraction_subset`, seeded by ``cfg.seed``), then
+    ``cfg.imbalance_ratio`` makes it long-tailed (:func:`long_tailed_subset`). The test split is
     :func:`load_test_split`'s. Both splits and a training batch of float views
     (``min(batch_size, N) x views``) must fit in the machine's memory together.
 
@@ -70,6 +71,8 @@ def load_splits(cfg: Config) -> DataSplits:
                          batch_views=min(cfg.batch_size, len(train)) * cfg.views)
     if cfg.label_fraction is not None and cfg.label_fraction < 1:
         train = label_fraction_subset(train, cfg.label_fraction, seed=cfg.seed)
+    if cfg.imbalance_ratio is not None:
+        train = long_tailed_subset(train, cfg.imbalance_ratio, seed=cfg.seed)
     mean, std = normalization_stats(train.images)
     return DataSplits(train=train, test=test, mean=mean, std=std)
 
@@ -168,5 +171,36 @@ def label_fraction_subset(dataset: ImageDataset, fraction: float, seed: int = 0)
         count = max(1, int(math.floor(fraction * members.numel() + 0.5)))
         order = torch.randperm(members.numel(), generator=generator)
         keep.append(members[order[:count]])
+    index = torch.sort(torch.cat(keep)).values if keep else torch.zeros(0, dtype=torch.int64)
+    return ImageDataset(dataset.images[index], dataset.labels[index], list(dataset.classes), dataset.name)
+
+
+def long_tailed_counts(class_counts: list[int], ratio: float) -> list[int]:
+    """Images kept per class under the exponential profile of CIFAR-10-LT (Cui et al. 2019; Cao et
+    al. 2019): ``n_c = floor(n_max * ratio^(-c / (C - 1)))`` for class ``c`` of ``C``, capped by the
+    class's own count and at least 1 for a class that has images; ``n_max`` is the largest class."""
+    num = len(class_counts)
+    n_max = max(class_counts, default=0)
+    kept = []
+    for c, count in enumerate(class_counts):
+        target = n_max * ratio ** (-c / (num - 1)) if num > 1 else n_max
+        kept.append(min(count, max(1, int(math.floor(target + 1e-9)))) if count else 0)
+    return kept
+
+
+def long_tailed_subset(dataset: ImageDataset, ratio: float, seed: int = 0) -> ImageDataset:
+    """A long-tailed view of a split: class ``c`` keeps :func:`long_tailed_counts` images, drawn
+    without replacement by a ``torch.Generator`` seeded with ``seed`` (kept images stay in order).
+
+    Raises:
+        DatasetError: ``ratio`` below 1.
+    """
+    if not _is_number(ratio) or not ratio >= 1:
+        raise DatasetError(f"imbalance ratio must be a number >= 1, got {ratio!r}")
+    members = [torch.nonzero(dataset.labels == label, as_tuple=False).flatten()
+               for label in range(dataset.num_classes)]
+    counts = long_tailed_counts([m.numel() for m in members], float(ratio))
+    generator = torch.Generator().manual_seed(int(seed) + 1)
+    keep = [m[torch.randperm(m.numel(), generator=generator)[:k]] for m, k in zip(members, counts) if k]
     index = torch.sort(torch.cat(keep)).values if keep else torch.zeros(0, dtype=torch.int64)
     return ImageDataset(dataset.images[index], dataset.labels[index], list(dataset.classes), dataset.name)

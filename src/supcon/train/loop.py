@@ -28,8 +28,9 @@ from supcon.runfiles import (CHECKPOINT_NAME, CONFIG_YAML, METRICS_CSV, METRICS_
                              write_json_atomic)
 from supcon.train.optim import learning_rate, set_learning_rate
 from supcon.train.runtime import Runtime, seed_everything, unwrap
+from supcon.train.sampler import EpochSampler, epoch_batches, positive_counts, rank_slices
 
-__all__ = ["Task", "fit", "epoch_batches", "RESUME_MAY_CHANGE", "resume_changes"]
+__all__ = ["Task", "fit", "epoch_batches", "make_sampler", "RESUME_MAY_CHANGE", "resume_changes"]
 
 log = logging.getLogger(__name__)
 
@@ -70,34 +71,10 @@ class Task:
     #: values derived from the config (scaled lr, batch used, warm-up), logged and kept in config.yaml
     effective: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def epoch_batches(n: int, batch_size: int, epoch: int, seed: int, rank: int = 0,
-                  world_size: int = 1, drop_last: bool = True, shuffle: bool = True) -> list[Tensor]:
-    """Index batches for one epoch: a permutation seeded by (seed, epoch), split across ranks.
-
-    ``batch_size`` is the global batch; each rank gets its contiguous ``batch_size / world``
-    slice of every global batch. Reshuffles every epoch; identical on every rank.
-    """
-    if batch_size % world_size:
-        raise ConfigError(f"batch_size ({batch_size}) must be divisible by the world size ({world_size})")
-    if shuffle:
-        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=gen)
-    else:
-        order = torch.arange(n)
-    if drop_last:
-        if n < batch_size:
-            raise ConfigError(
-                f"batch_size ({batch_size}) is larger than the training set ({n} images): "
-                "lower --batch-size")
-        order = order[: n - n % batch_size]
-    per_rank = batch_size // world_size
-    batches = []
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        batches.append(chunk[rank * per_rank:(rank + 1) * per_rank] if drop_last else chunk)
-    return batches
+    #: how batches are built (:data:`supcon.train.sampler.SAMPLERS`); None: ``cfg.sampler``
+    sampler: str | None = None
+    #: views per image, for the positives-per-anchor statistics; None: ``cfg.views``
+    views: int | None = None
 
 
 def _indices_on(batches: list[Tensor], device: torch.device) -> list[Tensor] | tuple[Tensor, ...]:
@@ -198,15 +175,33 @@ def _check_loss(task: Task, loss: float, when: str) -> None:
             f"diverged; {task.advice}")
 
 
+def make_sampler(task: Task, cfg: Config) -> EpochSampler:
+    """The task's batch sampler (``task.sampler``, else ``cfg.sampler``) over its training labels."""
+    kind = task.sampler if task.sampler is not None else cfg.sampler
+    return EpochSampler(task.train_labels, task.batch_size, kind, cfg.m_per_class, cfg.seed)
+
+
+def _positive_stats(task: Task, cfg: Config, sampler: EpochSampler, global_batches: Tensor) -> dict[str, Tensor]:
+    """The epoch's mean same-class positives per anchor and the share of anchors without one
+    (besides their own views), from the global batches: identical on every rank, no host sync."""
+    idx = global_batches.to(task.train_labels.device)
+    num_classes = max(1, len(sampler.counts))
+    views = task.views if task.views is not None else cfg.views
+    mean, none = positive_counts(task.train_labels[idx].long(), num_classes, views)
+    return {"positives_per_anchor": mean, "anchors_without_positive": none}
+
+
 def _run_epoch(task: Task, cfg: Config, rt: Runtime, epoch: int, schedule: _Schedule,
-               progress: Any) -> dict[str, Any]:
+               progress: Any, sampler: EpochSampler) -> dict[str, Any]:
     """Trains one epoch; returns its CSV row before evaluation (loss, lr, speed, extras)."""
     for module in task.modules.values():
         module.train()
     loss_sum = torch.zeros((), device=rt.device)
     extra_sums: dict[str, Tensor] = {}
     t0 = time.perf_counter()
-    batches = epoch_batches(task.train_images.shape[0], task.batch_size, epoch, cfg.seed, rt.rank, rt.world_size)
+    global_batches = sampler.global_batches(epoch)
+    batches = rank_slices(global_batches, rt.rank, rt.world_size)
+    stats = _positive_stats(task, cfg, sampler, global_batches)
     image_idx = _indices_on(batches, task.train_images.device)
     label_idx = _indices_on(batches, task.train_labels.device)
     lr = schedule.lr(epoch * schedule.steps_per_epoch)
@@ -244,6 +239,7 @@ def _run_epoch(task: Task, cfg: Config, rt: Runtime, epoch: int, schedule: _Sche
                            "images_per_s": len(batches) * task.batch_size / max(elapsed, 1e-9),
                            "seconds": elapsed}
     row.update({key: float(value) / len(batches) for key, value in extra_sums.items()})
+    row.update({key: float(value) for key, value in stats.items()})
     return row
 
 
@@ -282,8 +278,10 @@ def fit(task: Task, cfg: Config, rt: Runtime, run_dir: Path, *, resume: bool = F
         checkpoint_extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The training loop. Returns the final metrics (also written to metrics.json)."""
     # Checked before config.yaml is written, so a too-large batch leaves no half-made run behind.
-    steps_per_epoch = len(epoch_batches(task.train_images.shape[0], task.batch_size, 0, cfg.seed,
-                                        rt.rank, rt.world_size))
+    if task.batch_size % rt.world_size:
+        raise ConfigError(f"batch_size ({task.batch_size}) must be divisible by the world size ({rt.world_size})")
+    sampler = make_sampler(task, cfg)
+    steps_per_epoch = sampler.steps
     start_epoch, history, changes = 0, [], {}
     if resume:
         start_epoch, history, changes = _restore(task, cfg, rt, run_dir)
@@ -301,7 +299,7 @@ def fit(task: Task, cfg: Config, rt: Runtime, run_dir: Path, *, resume: bool = F
         progress = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch,
                         desc=f"{task.info.get('name', task.kind)}", leave=False, dynamic_ncols=True)
     for epoch in range(start_epoch, task.epochs):
-        row = _run_epoch(task, cfg, rt, epoch, schedule, progress)
+        row = _run_epoch(task, cfg, rt, epoch, schedule, progress, sampler)
         _end_epoch(task, cfg, rt, run_dir, row, history, checkpoint_extra)
         if cfg.progress and rt.is_main and not bar:
             log.info("%s epoch %d/%d: %s", task.info.get("name", task.kind), epoch + 1, task.epochs,

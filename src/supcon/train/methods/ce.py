@@ -18,8 +18,9 @@ from supcon.models import CEModel, build_encoder, model_signature
 from supcon.runfiles import TEST_PREDICTIONS, write_atomic
 from supcon.train.callbacks import TrainCallback
 from supcon.train.loop import Task, fit
-from supcon.train.methods.common import (build_augment, classifier_loss_bound, data_info, effective_values,
-                                         finish_encoder_run, fitted_batch, input_transform, scaled_lr, start_run)
+from supcon.train.methods.common import (build_augment, class_accuracy_metrics, classifier_loss_bound, data_info,
+                                         effective_values, finish_encoder_run, fitted_batch, input_transform,
+                                         run_class_weights, scaled_lr, start_run)
 from supcon.train.optim import build_optimizer
 from supcon.train.runtime import Runtime, place, prepare_model, wrap
 
@@ -52,12 +53,13 @@ def _train_ce(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resume:
                                 cfg.weight_decay, fused=rt.device.type == "cuda" and cfg.optimizer == "sgd")
     augment = build_augment(cfg, data).to(rt.device)
     normalize = input_transform(data, rt)
+    weights = run_class_weights(cfg, data, rt)
 
     def step(images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         x = make_views(augment, images, 1)[:, 0]
         with rt.autocast():
             logits = net(rt.format(normalize(x)))
-        return F.cross_entropy(logits.float(), labels), {}
+        return F.cross_entropy(logits.float(), labels, weight=weights), {}
 
     latest: dict[str, Tensor] = {}
 
@@ -72,7 +74,7 @@ def _train_ce(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resume:
         loss_bound=classifier_loss_bound(data.num_classes), advice="lower --ce-lr (or --lr) or raise --warmup-epochs",
         effective=effective_values(batch, cfg.batch_size, lr, ce_learning_rate(values), warmup),
         train_images=place(data.train.images, rt.device), train_labels=data.train.labels.to(rt.device),
-        info={"name": "ce"},
+        info={"name": "ce"}, views=1,
     )
     extra = {"signature": model_signature(model), **data_info(data), "method": "ce"}
     metrics = fit(task, cfg, rt, run_dir, resume=resume, checkpoint_extra=extra)
@@ -80,6 +82,7 @@ def _train_ce(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resume:
         if "predictions" not in latest:  # resuming a finished run: no epoch ran here
             metrics.update(evaluate())
         predictions = latest["predictions"]
+        metrics.update(class_accuracy_metrics(predictions, data.test.labels, data.num_classes))
         write_atomic(run_dir / TEST_PREDICTIONS, lambda handle: torch.save(predictions, handle))
         finish_encoder_run(model.encoder, metrics, data, normalize, rt, cfg, run_dir, "ce", "cross-entropy",
                            callbacks)

@@ -9,20 +9,22 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from supcon import distributed as dist_utils
 from supcon.augment import Normalize, build_augmentation
 from supcon.config import Config, ConfigError
 from supcon.data import DataSplits, load_splits
-from supcon.metrics import extract_features, knn_accuracy
+from supcon.metrics import balanced_accuracy, extract_features, knn_accuracy, per_class_accuracy
 from supcon.runfiles import METRICS_JSON, RunDirError, claim_run_dir, write_json_atomic
 from supcon.train.callbacks import RunEnd, TrainCallback, notify
 from supcon.train.runtime import Runtime, seed_everything, setup_runtime
 
 __all__ = ["start_run", "run_inputs", "build_augment", "input_transform", "data_info", "knn_evaluate",
            "finish_encoder_run", "loss_chunk", "scaled_lr", "fitted_batch", "pretrain_warmup_epochs",
-           "classifier_loss_bound", "effective_values", "LR_REFERENCE_BATCH"]
+           "classifier_loss_bound", "effective_values", "LR_REFERENCE_BATCH", "class_weights", "run_class_weights",
+           "class_accuracy_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -159,3 +161,39 @@ def effective_values(batch_size: int, asked_batch: int, lr: float, base_lr: floa
     values["lr"] = f"{lr:.6g}" + (f" ({base_lr:g} x {batch_size}/{LR_REFERENCE_BATCH})" if lr != base_lr else "")
     values["warmup_epochs"] = f"{warmup:g}"
     return values
+
+
+def class_weights(counts: Tensor, kind: str, beta: float = 0.9999) -> Tensor | None:
+    """Per-class loss weights from the training counts ``n_c`` (``(C,)``), normalised to mean 1 over
+    the classes present (absent classes get 0); None for ``kind="none"``.
+
+    - ``inverse``: ``w_c = N / (C n_c)``.
+    - ``effective-number`` (Cui et al. 2019, "Class-Balanced Loss Based on Effective Number of
+      Samples"): ``w_c = (1 - beta) / (1 - beta^{n_c})``.
+    """
+    if kind == "none":
+        return None
+    counts = counts.double()
+    present = counts > 0
+    if kind == "inverse":
+        raw = counts.sum() / (present.sum() * counts.clamp_min(1))
+    elif kind == "effective-number":
+        raw = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), counts.clamp_min(1)))
+    else:
+        raise ConfigError(f"--class-weights must be one of none, inverse, effective-number, got {kind!r}")
+    raw = torch.where(present, raw, torch.zeros_like(raw))
+    return (raw * present.sum() / raw.sum()).float()
+
+
+def run_class_weights(cfg: Config, data: DataSplits, rt: Runtime) -> Tensor | None:
+    """``cfg.class_weights`` for the training split's class counts, on the run's device."""
+    counts = torch.bincount(data.train.labels.long().cpu(), minlength=data.num_classes)
+    weights = class_weights(counts, cfg.class_weights, cfg.cb_beta)
+    return weights.to(rt.device) if weights is not None else None
+
+
+def class_accuracy_metrics(predictions: Tensor, labels: Tensor, num_classes: int) -> dict[str, Any]:
+    """Balanced accuracy (%) and the per-class accuracies (%, None for a class absent from ``labels``)."""
+    per_class = per_class_accuracy(predictions, labels, num_classes)
+    return {"balanced_acc": balanced_accuracy(predictions, labels),
+            "per_class_acc": [None if math.isnan(a) else a for a in per_class.tolist()]}

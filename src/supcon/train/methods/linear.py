@@ -19,8 +19,8 @@ from supcon.models import ProbeClassifier
 from supcon.runfiles import CHECKPOINT_NAME, METRICS_JSON, TEST_PREDICTIONS, write_atomic, write_json_atomic
 from supcon.train.callbacks import RunEnd, TrainCallback, notify
 from supcon.train.loop import Task, fit
-from supcon.train.methods.common import (build_augment, classifier_loss_bound, data_info, effective_values,
-                                         input_transform, scaled_lr, start_run)
+from supcon.train.methods.common import (build_augment, class_accuracy_metrics, classifier_loss_bound, data_info,
+                                         effective_values, input_transform, run_class_weights, scaled_lr, start_run)
 from supcon.train.optim import build_optimizer
 from supcon.train.runtime import Runtime, ddp, place, prepare_model, wrap
 
@@ -30,7 +30,7 @@ StepFn = Callable[[Tensor, Tensor], tuple[Tensor, dict[str, Tensor]]]
 
 
 def _image_step(cfg: Config, rt: Runtime, encoder: nn.Module, classifier_net: nn.Module, net: nn.Module | None,
-                augment: nn.Module, normalize: Normalize) -> StepFn:
+                augment: nn.Module, normalize: Normalize, weights: Tensor | None = None) -> StepFn:
     """A step on augmented images: through the frozen encoder (no grad), or the whole net (fine-tune)."""
 
     def step(images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -43,16 +43,16 @@ def _image_step(cfg: Config, rt: Runtime, encoder: nn.Module, classifier_net: nn
                 with torch.no_grad():
                     h = encoder(x)
                 logits = classifier_net(h.float())
-        return F.cross_entropy(logits.float(), labels), {}
+        return F.cross_entropy(logits.float(), labels, weight=weights), {}
 
     return step
 
 
-def _feature_step(classifier_net: nn.Module) -> StepFn:
+def _feature_step(classifier_net: nn.Module, weights: Tensor | None = None) -> StepFn:
     """A step on cached encoder features: only the classifier runs."""
 
     def step(features: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        return F.cross_entropy(classifier_net(features).float(), labels), {}
+        return F.cross_entropy(classifier_net(features).float(), labels, weight=weights), {}
 
     return step
 
@@ -123,11 +123,12 @@ def _train_linear(cfg: Config, checkpoint: str | Path, rt: Runtime, run_dir: Pat
     else:
         train_inputs = place(data.train.images, rt.device)
     test_feats = extract_features(encoder, data.test.images, normalize, how) if not cfg.finetune else None
+    weights = run_class_weights(cfg, data, rt)
     if cached:
-        step = _feature_step(classifier_net)
+        step = _feature_step(classifier_net, weights)
     else:
         augment = build_augment(cfg, data, cfg.linear_augment).to(rt.device)
-        step = _image_step(cfg, rt, encoder, classifier_net, net, augment, normalize)
+        step = _image_step(cfg, rt, encoder, classifier_net, net, augment, normalize, weights)
     latest: dict[str, Tensor] = {}
 
     def evaluate() -> dict[str, Any]:
@@ -145,7 +146,7 @@ def _train_linear(cfg: Config, checkpoint: str | Path, rt: Runtime, run_dir: Pat
         train_images=train_inputs, train_labels=data.train.labels.to(rt.device),
         loss_bound=classifier_loss_bound(data.num_classes), advice="lower --linear-lr",
         effective=effective_values(batch, batch, lr, cfg.linear_lr, 0.0),
-        info={"name": "linear" if not cfg.finetune else "finetune"},
+        info={"name": "linear" if not cfg.finetune else "finetune"}, sampler="random", views=1,
     )
     extra = {"source_checkpoint": str(checkpoint), "source_epoch": source.get("epoch"),
              "signature": source.get("signature", {}), **data_info(data), "method": source.get("method", "?")}
@@ -154,8 +155,9 @@ def _train_linear(cfg: Config, checkpoint: str | Path, rt: Runtime, run_dir: Pat
         if "predictions" not in latest:  # resuming a finished run: no epoch ran here
             metrics.update(evaluate())
         metrics["source_method"] = source.get("method", "?")
-        write_json_atomic(run_dir / METRICS_JSON, metrics)
         predictions = latest["predictions"]
+        metrics.update(class_accuracy_metrics(predictions, data.test.labels, data.num_classes))
+        write_json_atomic(run_dir / METRICS_JSON, metrics)
         write_atomic(run_dir / TEST_PREDICTIONS, lambda handle: torch.save(predictions, handle))
         notify(callbacks, RunEnd(run_dir=run_dir, cfg=cfg, kind="linear",
                                  title="fine-tune" if cfg.finetune else "linear probe",

@@ -22,11 +22,11 @@ from supcon.train.callbacks import TrainCallback
 from supcon.train.loop import Task, fit
 from supcon.train.methods.common import (build_augment, data_info, effective_values, finish_encoder_run,
                                          fitted_batch, input_transform, loss_chunk, pretrain_warmup_epochs,
-                                         scaled_lr, start_run)
+                                         run_class_weights, scaled_lr, start_run)
 from supcon.train.optim import build_optimizer
 from supcon.train.runtime import Runtime, ddp, place, prepare_model, wrap
 
-__all__ = ["pretrain", "build_supcon_model", "contrastive_step", "EncoderAndHead"]
+__all__ = ["pretrain", "build_supcon_model", "contrastive_step", "EncoderAndHead", "weighted_anchor_mean"]
 
 
 class EncoderAndHead(nn.Module):
@@ -47,13 +47,26 @@ def build_supcon_model(cfg: Config, channels: int) -> SupConModel:
     return SupConModel(encoder, head=cfg.head, feat_dim=cfg.feat_dim)
 
 
+def weighted_anchor_mean(anchor_losses: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
+    """The mean over anchors of ``weights[class] x loss``: ``anchor_losses`` is supcon_loss's
+    ``reduction="none"`` vector ``(views * batch,)``, view-major (row ``v * batch + i`` is image ``i``);
+    every anchor has a positive (its other views, ``views >= 2``). Under torchrun DDP's gradient mean
+    over equal-sized ranks makes this the mean over the global batch."""
+    views = anchor_losses.shape[0] // labels.shape[0]
+    return (anchor_losses * weights[labels].repeat(views)).mean()
+
+
 def contrastive_step(cfg: Config, rt: Runtime, net: nn.Module, augment: nn.Module, normalize: Normalize,
-                      queue: MomentumQueue | None, probe_net: nn.Module | None
+                      queue: MomentumQueue | None, probe_net: nn.Module | None, weights: Tensor | None = None
                       ) -> Callable[[Tensor, Tensor], tuple[Tensor, dict[str, Tensor]]]:
-    """One batch -> (loss, extras): n views, encoder + head, SupCon/SimCLR loss (+ online probe)."""
-    loss_fn = SupConLoss(cfg.temperature, variant=cfg.variant, chunk_size=loss_chunk(cfg),
-                         check_inputs=rt.device.type != "cuda")
+    """One batch -> (loss, extras): n views, encoder + head, SupCon/SimCLR loss (+ online probe).
+
+    ``weights`` ``(classes,)``: per-anchor class weights (SupCon only): the loss is
+    :func:`weighted_anchor_mean` of the per-anchor losses."""
     supervised = cfg.method == "supcon"
+    weighted = supervised and weights is not None
+    loss_fn = SupConLoss(cfg.temperature, variant=cfg.variant, chunk_size=loss_chunk(cfg),
+                         check_inputs=rt.device.type != "cuda", reduction="none" if weighted else "mean")
 
     def step(images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         views = make_views(augment, images, cfg.views)  # (b, V, C, S, S)
@@ -69,6 +82,8 @@ def contrastive_step(cfg: Config, rt: Runtime, net: nn.Module, augment: nn.Modul
         if queue is not None:
             contrast = queue.contrast_inputs(keys, loss_labels, contrast)
         loss = loss_fn(features, loss_labels, **contrast)
+        if weighted:
+            loss = weighted_anchor_mean(loss, labels, weights)
         if queue is not None:
             queue.enqueue_last()
         extras = {"contrastive_loss": loss.detach()}
@@ -121,7 +136,7 @@ def _pretrain(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resume:
     if cfg.queue_size:
         queue = MomentumQueue(model, cfg.queue_size, cfg.key_momentum, cfg.feat_dim, rt.device,
                               batch_size=batch)
-    step = contrastive_step(cfg, rt, net, augment, normalize, queue, probe_net)
+    step = contrastive_step(cfg, rt, net, augment, normalize, queue, probe_net, run_class_weights(cfg, data, rt))
 
     def evaluate() -> dict[str, Any]:
         if probe is None:
