@@ -6,16 +6,24 @@ The public API, re-exported here:
 * models: :func:`build_encoder`, :class:`SupConModel`, :class:`CEModel`, :class:`ProjectionHead`,
   :class:`LinearClassifier`;
 * data and augmentation: :func:`load_dataset`, :func:`build_augmentation`, :func:`make_views`;
-* training: :func:`pretrain`, :func:`train_linear`, :func:`train_ce` and :class:`Config`.
+* training: :func:`pretrain`, :func:`train_linear`, :func:`train_ce` and :class:`Config`;
+* using a trained encoder: :func:`load_encoder`, :func:`load_classifier` (from a ``supcon export``
+  folder; :func:`supcon.checkpoint.load_classifier` reads a checkpoint).
+
+The training names (and ``supcon.methods``) load :mod:`supcon.train` on first use, not at import, so a
+program that only loads an export never imports the training code.
 """
+
+import importlib
 
 from supcon.augment import AUGMENTATIONS, Normalize, build_augmentation, make_views
 from supcon.config import Config, load_config
 from supcon.data import ImageDataset, load_dataset
 from supcon.losses import SupConLoss, supcon_loss
-from supcon.train import methods
 from supcon.models import (ARCHITECTURES, CEModel, LinearClassifier, ProjectionHead, SupConModel,
                            build_encoder)
+from supcon.use.export import load_encoder
+from supcon.use.export import load_exported_classifier as load_classifier
 
 __all__ = [
     "SupConLoss", "supcon_loss",
@@ -23,6 +31,7 @@ __all__ = [
     "AUGMENTATIONS", "build_augmentation", "make_views", "Normalize",
     "ImageDataset", "load_dataset",
     "Config", "load_config", "pretrain", "train_linear", "train_ce",
+    "load_encoder", "load_classifier",
 ]
 __version__ = "0.1.0"
 
@@ -32,7 +41,7 @@ def _with_plots(name: str):
         from supcon.report.plots import training_plots  # matplotlib: only when training from here
 
         kwargs.setdefault("callbacks", training_plots(cfg))
-        return getattr(methods, name)(cfg, *args, **kwargs)
+        return getattr(importlib.import_module("supcon.train.methods"), name)(cfg, *args, **kwargs)
 
     train.__name__ = train.__qualname__ = name
     train.__doc__ = (f"``supcon.train.methods.{name}`` with the loss curves and t-SNE plots of "
@@ -43,3 +52,10 @@ def _with_plots(name: str):
 pretrain = _with_plots("pretrain")
 train_linear = _with_plots("train_linear")
 train_ce = _with_plots("train_ce")
+
+
+def __getattr__(name: str):
+    """``supcon.methods`` (the training registry) and ``supcon.train``, imported on first use (see above)."""
+    if name in ("methods", "train"):
+        return importlib.import_module(f"supcon.train{'.methods' if name == 'methods' else ''}")
+    raise AttributeError(f"module 'supcon' has no attribute {name!r}")

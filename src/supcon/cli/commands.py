@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import supcon.cli.analysis as analysis
 import supcon.cli.handlers as handlers
+import supcon.cli.use as use
 
 __all__ = ["Command", "COMMANDS"]
 
@@ -38,4 +39,10 @@ COMMANDS: dict[str, Command] = {
                          "per-positive / per-negative gradient magnitudes of L_out and L_in"),
     "report": Command(analysis.add_report_arguments, analysis.run_report_command,
                       "Markdown + self-contained HTML report of run folders"),
+    "embed": Command(use.add_embed_arguments, use.run_embed_command,
+                     "a checkpoint encoder's representations of a dataset split (.npz or .csv)"),
+    "predict": Command(use.add_predict_arguments, use.run_predict_command,
+                       "a classifier checkpoint's top classes for image files (.csv)"),
+    "export": Command(use.add_export_arguments, use.run_export_command,
+                      "a checkpoint's encoder or classifier as safetensors + JSON (optionally ONNX)"),
 }

@@ -38,6 +38,8 @@ class ImageDataset:
         labels: ``(N,)`` int64, each in ``[0, len(classes))``.
         classes: class names; ``classes[k]`` names label ``k``.
         name: short name of the source (``"cifar10"``, ``"digits"``, a folder or file stem).
+        paths: for datasets read from image files (``folder:DIR``), each image's file path relative to
+            the dataset root (``"/"``-separated), ``paths[i]`` for ``images[i]``; ``None`` otherwise.
 
     Raises:
         DatasetError: wrong dtype or rank, mismatched lengths, or labels out of range.
@@ -47,6 +49,7 @@ class ImageDataset:
     labels: torch.Tensor
     classes: list[str]
     name: str
+    paths: list[str] | None = None
 
     def __post_init__(self) -> None:
         _check_tensor(self.images, "images", torch.uint8, 4, "(N, C, H, W)")
@@ -56,6 +59,10 @@ class ImageDataset:
                 f"labels has {self.labels.shape[0]} entries, images has {self.images.shape[0]}"
             )
         self.classes = [str(c) for c in self.classes]
+        if self.paths is not None:
+            self.paths = [str(p) for p in self.paths]
+            if len(self.paths) != self.images.shape[0]:
+                raise DatasetError(f"paths has {len(self.paths)} entries, images has {self.images.shape[0]}")
         if self.labels.numel() > 0:
             low, high = int(self.labels.min()), int(self.labels.max())
             if low < 0 or high >= len(self.classes):
@@ -161,7 +168,8 @@ def _fit_square(images: torch.Tensor, image_size: int | None, source: str) -> to
     return out
 
 
-def _make_dataset(images: np.ndarray, labels: np.ndarray, classes: list[str], name: str) -> ImageDataset:
+def _make_dataset(images: np.ndarray, labels: np.ndarray, classes: list[str], name: str,
+                  paths: list[str] | None = None) -> ImageDataset:
     """Wrap numpy ``images (N, C, H, W)`` uint8 and integer ``labels (N,)`` (copied to own memory)."""
     # np.require copies only when needed (non-contiguous, read-only or another dtype).
     return ImageDataset(
@@ -169,4 +177,5 @@ def _make_dataset(images: np.ndarray, labels: np.ndarray, classes: list[str], na
         torch.from_numpy(np.require(labels, np.int64, ["C", "W"])),
         classes,
         name,
+        paths,
     )

@@ -10,7 +10,7 @@ depth to 0..255 (:func:`~supcon.data.decode.eight_bit`), and ones whose range is
 0..65535, ``F`` outside 0..1) fail like unreadable files. Size rule: every image's shorter side is
 resized (bilinear) to ``S`` and the centre ``S x S`` is cropped, where ``S`` is ``image_size`` if given,
 else the most common shorter side across the whole dataset (ties: the larger); when that changes any
-image a warning states ``S``.
+image a warning states ``S``. The dataset's ``paths`` hold each image's path relative to ``DIR``.
 
 Speed: the first load reads the headers and decodes the images on every core
 (:class:`~supcon.data.decode.ImageDecoder`; the output is the serial decode's, in the same order) and
@@ -67,7 +67,8 @@ def read_folder(root: Path, request: ReadRequest) -> ImageDataset:
     keep = np.ones(len(decoded.rows), dtype=bool) if wanted is None else np.isin(decoded.rows, wanted)
     rows = decoded.rows[keep]
     images = decoded.images if keep.all() else decoded.images[keep]
-    return _make_dataset(images, layout.parts[part].labels[rows], layout.classes, root.name)
+    files = layout.parts[part]
+    return _make_dataset(images, files.labels[rows], layout.classes, root.name, [files.rel[i] for i in rows])
 
 
 def _requested_part(layout: FolderLayout, request: ReadRequest) -> tuple[str, np.ndarray | None]:
