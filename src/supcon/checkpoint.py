@@ -133,7 +133,8 @@ def encoder_from_signature(signature: Mapping[str, Any], path: str | Path) -> nn
         raise CheckpointError(f"{path} has no model signature (arch, in_channels)")
     try:
         return build_encoder(signature["arch"], in_channels=signature["in_channels"],
-                             stem=signature.get("stem") or "cifar", width=signature.get("width", 1))
+                             stem=signature.get("stem") or "cifar", width=signature.get("width", 1),
+                             image_size=signature.get("image_size"))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} names a model this version cannot build: {exc}") from None
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from supcon.models import ARCHITECTURES
+from supcon.models import ARCHITECTURES, is_vit
 
 __all__ = ["Config", "ConfigError", "load_config", "config_from_dict", "config_to_dict", "known_config_values",
            "save_config", "read_yaml_mapping", "ce_learning_rate", "ce_epoch_count", "FIELD_HELP",
@@ -64,7 +64,7 @@ class Config:
     batch_size: int = field(default=256, metadata={"help": "global batch size (images, not views)"})
     lr: float = field(default=0.5, metadata={"help": "peak learning rate per 256 images (the run uses lr x batch_size / 256 under lr_scaling=linear)"})
     lr_scaling: str = field(default="linear", metadata={"help": "linear (lr, ce_lr and linear_lr are per 256 images and scale with the global batch) or none (used as given)"})
-    optimizer: str = field(default="sgd", metadata={"help": "sgd or lars"})
+    optimizer: str = field(default="auto", metadata={"help": "auto (adamw for ViTs, else sgd; resolved when the config is built) | sgd | lars | adamw (no decay for norms, biases, position embeddings, class token)"})
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
     weight_decay: float = field(default=1e-4, metadata={"help": "weight decay"})
     warmup_epochs: float | None = field(default=None, metadata={"help": "linear warm-up epochs (default: pretraining warms up for 10% of its epochs, at most 10; CE and probes do not)"})
@@ -110,6 +110,8 @@ class Config:
     progress: bool = field(default=True, metadata={"help": "tqdm progress bars"})
 
     def __post_init__(self) -> None:
+        if self.optimizer == "auto" and isinstance(self.arch, str):
+            self.optimizer = "adamw" if is_vit(self.arch) else "sgd"
         validate(self)
 
 
@@ -122,7 +124,7 @@ _CHOICES = {
     "linear_augment": AUGMENT_CHOICES,
     "stem": ("cifar", "imagenet"),
     "head": ("mlp", "linear"),
-    "optimizer": ("sgd", "lars"),
+    "optimizer": ("sgd", "lars", "adamw"),
     "schedule": ("cosine", "constant", "step"),
     "variant": ("out", "in"),
     "amp": ("auto", "bf16", "off"),

@@ -17,6 +17,8 @@ EXPECTED_OUT_DIM = {
     "resnet200": 2048,
     "small": 128,
     "cifar-fast": 192,
+    "vit-tiny": 192,
+    "vit-small": 384,
 }
 BIG = {"resnet101", "resnet200"}  # 42M / 62M parameters: 1-2 s idle, over 10 s on a busy CPU
 

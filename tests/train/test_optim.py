@@ -1,4 +1,4 @@
-"""Learning-rate schedules, LARS and build_optimizer."""
+"""Learning-rate schedules, LARS, AdamW (its weight-decay groups) and build_optimizer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from supcon.train.optim import LARS, build_optimizer, learning_rate, set_learning_rate
+from supcon.models import VisionTransformer
+from supcon.train.optim import LARS, build_optimizer, learning_rate, set_learning_rate, weight_decay_groups
 
 
 def test_warmup_is_linear_and_reaches_the_base_rate():
@@ -146,9 +147,40 @@ def test_build_optimizer_kinds_and_errors():
     assert sgd.param_groups[0]["momentum"] == 0.9 and sgd.param_groups[0]["weight_decay"] == 1e-4
     lars = build_optimizer(model.parameters(), "lars", 0.1, 0.9, 1e-4)
     assert isinstance(lars, LARS)
-    with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'lars', got 'adam'"):
+    with pytest.raises(ValueError, match="optimizer must be 'sgd', 'lars' or 'adamw', got 'adam'"):
         build_optimizer(model.parameters(), "adam", 0.1, 0.9, 0.0)
     with pytest.raises(ValueError, match="lr"):
         build_optimizer(model.parameters(), "lars", -0.1, 0.9, 0.0)
     with pytest.raises(ValueError, match="momentum"):
         build_optimizer(model.parameters(), "lars", 0.1, 1.5, 0.0)
+
+
+def test_adamw_decays_weights_but_not_norms_biases_positions_or_the_class_token():
+    vit = VisionTransformer("vit-tiny", in_channels=1, image_size=8, depth=1)
+    opt = build_optimizer(vit.parameters(), "adamw", lr=1e-3, momentum=0.9, weight_decay=0.05)
+    assert isinstance(opt, torch.optim.AdamW)
+    decayed, skipped = opt.param_groups
+    assert decayed["weight_decay"] == 0.05 and skipped["weight_decay"] == 0.0
+    names = {id(p): name for name, p in vit.named_parameters()}
+    no_decay = {names[id(p)] for p in skipped["params"]}
+    decay = {names[id(p)] for p in decayed["params"]}
+    assert no_decay == {"cls_token", "pos_embed", "patch_embed.bias", "norm.weight", "norm.bias",
+                        *(f"blocks.0.{n}" for n in ("norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias",
+                                                    "attn.qkv.bias", "attn.proj.bias", "mlp.0.bias", "mlp.2.bias"))}
+    assert decay == {"patch_embed.weight", "blocks.0.attn.qkv.weight", "blocks.0.attn.proj.weight",
+                     "blocks.0.mlp.0.weight", "blocks.0.mlp.2.weight"}
+    # frozen parameters are left out of both groups
+    vit.cls_token.requires_grad_(False)
+    assert sum(len(g["params"]) for g in weight_decay_groups(vit.parameters(), 0.1)) == len(names) - 1
+
+
+def test_adamw_step_leaves_excluded_parameters_undecayed():
+    layer = nn.Linear(3, 2)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        layer.bias.fill_(1.0)
+    opt = build_optimizer(layer.parameters(), "adamw", lr=0.1, momentum=0.9, weight_decay=0.5)
+    layer.weight.grad, layer.bias.grad = torch.zeros_like(layer.weight), torch.zeros_like(layer.bias)
+    opt.step()
+    assert torch.allclose(layer.weight, torch.full_like(layer.weight, 1 - 0.1 * 0.5))
+    assert torch.equal(layer.bias, torch.ones_like(layer.bias))

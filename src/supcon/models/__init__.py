@@ -1,4 +1,4 @@
-"""Model zoo: ResNet, small CNN and fast CIFAR CNN encoders, projection heads, SupCon and cross-entropy models.
+"""Model zoo: ResNet, small CNN, fast CIFAR CNN and Vision Transformer encoders, projection heads, SupCon and cross-entropy models.
 
 Example:
     >>> import torch
@@ -12,12 +12,13 @@ Example:
 
 from __future__ import annotations
 
-from supcon.models.factory import ARCHITECTURES, build_encoder
+from supcon.models.factory import ARCHITECTURES, build_encoder, is_vit
 from supcon.models.fast_cifar import FAST_CIFAR_WIDTHS, FastCIFARNet
 from supcon.models.heads import HEAD_KINDS, LinearClassifier, ProbeClassifier, ProjectionHead
 from supcon.models.networks import CEModel, SupConModel, model_signature
 from supcon.models.resnet import RESNET_LAYERS, STEMS, BasicBlock, Bottleneck, ResNet
 from supcon.models.small import SmallCNN
+from supcon.models.vit import VIT_CONFIGS, VIT_POOLS, VisionTransformer, skips_weight_decay, vit_patch_size
 
 __all__ = [
     "ARCHITECTURES",
@@ -25,6 +26,8 @@ __all__ = [
     "HEAD_KINDS",
     "RESNET_LAYERS",
     "STEMS",
+    "VIT_CONFIGS",
+    "VIT_POOLS",
     "BasicBlock",
     "Bottleneck",
     "CEModel",
@@ -35,6 +38,10 @@ __all__ = [
     "ResNet",
     "SmallCNN",
     "SupConModel",
+    "VisionTransformer",
     "build_encoder",
+    "is_vit",
     "model_signature",
+    "skips_weight_decay",
+    "vit_patch_size",
 ]

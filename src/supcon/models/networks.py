@@ -126,7 +126,7 @@ class CEModel(_EncoderModel):
 def _encoder_signature(encoder: nn.Module) -> dict[str, Any]:
     arch = getattr(encoder, "arch", None)
     signature: dict[str, Any] = {"arch": arch if isinstance(arch, str) else type(encoder).__qualname__}
-    for key in ("in_channels", "stem", "width", "out_dim"):
+    for key in ("in_channels", "stem", "width", "out_dim", "image_size"):  # image_size: ViTs only
         if hasattr(encoder, key):
             value = getattr(encoder, key)
             if value is None or isinstance(value, (str, int)):

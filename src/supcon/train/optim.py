@@ -1,4 +1,4 @@
-"""Optimisers (SGD with momentum, LARS) and learning-rate schedules (warm-up + cosine)."""
+"""Optimisers (SGD with momentum, LARS, AdamW) and learning-rate schedules (warm-up + cosine)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-__all__ = ["LARS", "build_optimizer", "learning_rate", "set_learning_rate"]
+from supcon.models import skips_weight_decay
+
+__all__ = ["LARS", "OPTIMIZERS", "build_optimizer", "weight_decay_groups", "learning_rate", "set_learning_rate"]
+
+#: The optimisers :func:`build_optimizer` builds.
+OPTIMIZERS: tuple[str, ...] = ("sgd", "lars", "adamw")
 
 
 class LARS(torch.optim.Optimizer):
@@ -59,9 +64,21 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
+def weight_decay_groups(params: Iterable[nn.Parameter], weight_decay: float) -> list[dict]:
+    """Two parameter groups: decayed weights, and the parameters that skip weight decay (norms, biases,
+    ViT position embeddings and class token: :func:`supcon.models.skips_weight_decay`)."""
+    params = [p for p in params if p.requires_grad]
+    return [{"params": [p for p in params if not skips_weight_decay(p)], "weight_decay": weight_decay},
+            {"params": [p for p in params if skips_weight_decay(p)], "weight_decay": 0.0}]
+
+
 def build_optimizer(params: Iterable[nn.Parameter] | Iterable[dict], name: str, lr: float,
                     momentum: float, weight_decay: float, fused: bool = False) -> torch.optim.Optimizer:
-    """SGD (``fused`` on CUDA) or LARS."""
+    """SGD (``fused`` on CUDA), LARS, or AdamW.
+
+    AdamW (Loshchilov & Hutter 2019, betas (0.9, 0.999)) takes a flat iterable of parameters and
+    applies ``weight_decay`` only to those :func:`weight_decay_groups` decays; ``momentum`` is unused.
+    """
     if name == "sgd":
         kwargs = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
         if fused:
@@ -69,7 +86,9 @@ def build_optimizer(params: Iterable[nn.Parameter] | Iterable[dict], name: str, 
         return torch.optim.SGD(params, **kwargs)
     if name == "lars":
         return LARS(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    raise ValueError(f"optimizer must be 'sgd' or 'lars', got {name!r}")
+    if name == "adamw":
+        return torch.optim.AdamW(weight_decay_groups(params, weight_decay), lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be 'sgd', 'lars' or 'adamw', got {name!r}")
 
 
 def learning_rate(step: int, total_steps: int, base_lr: float, warmup_steps: int = 0,
