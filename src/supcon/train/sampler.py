@@ -145,11 +145,14 @@ class EpochSampler:
         picks = torch.rand(self.steps, len(self.eligible), generator=gen).argsort(dim=1)[:, :groups]
         chosen = self.eligible[picks].flatten()
         out = torch.empty(chosen.numel(), self.m, dtype=torch.int64)
+        slots = torch.argsort(chosen, stable=True)  # every class's slots, in batch order
+        uses = torch.bincount(chosen, minlength=len(self.counts))
+        start = 0
         for c in self.eligible.tolist():
-            where = torch.nonzero(chosen == c).flatten()
-            if where.numel() == 0:
-                continue
-            out[where] = self._class_stream(c, where.numel(), gen)
+            used = int(uses[c])
+            if used:
+                out[slots[start:start + used]] = self._class_stream(c, used, gen)
+            start += used
         return out.view(self.steps, self.batch_size)
 
     def _class_stream(self, c: int, groups: int, gen: torch.Generator) -> Tensor:
