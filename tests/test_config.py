@@ -201,7 +201,8 @@ def test_the_cross_entropy_budget_falls_back_to_the_shared_one():
 
 
 FLOAT_FIELDS = ["test_fraction", "label_fraction", "lr", "momentum", "weight_decay", "warmup_epochs", "temperature",
-                "crop_min", "key_momentum", "linear_lr", "ce_lr", "imbalance_ratio", "cb_beta"]
+                "crop_min", "key_momentum", "linear_lr", "ce_lr", "imbalance_ratio", "cb_beta",
+                "ce_weight"]
 
 
 def test_every_float_field_is_listed():
@@ -260,3 +261,28 @@ def test_sampler_and_imbalance_defaults_and_valid_values():
     cfg = config_from_dict({"sampler": "m-per-class", "m_per_class": 8, "batch_size": 64,
                             "class_weights": "effective-number", "imbalance_ratio": "100"})
     assert cfg.imbalance_ratio == 100.0 and cfg.m_per_class == 8
+
+
+# supcon+ce and the ViT optimiser choice
+
+@pytest.mark.parametrize("values, flag", [
+    ({"ce_weight": -1}, "--ce-weight must be >= 0"),
+    ({"method": "supcon+ce", "online_probe": True}, "--online-probe does not go with --method supcon"),
+    ({"method": "supcon-ce"}, "method must be one of .*supcon\\+ce"),
+    ({"optimizer": "adam"}, "optimizer must be one of .*adamw"),
+])
+def test_joint_and_optimizer_values_are_refused_naming_the_flag(values, flag):
+    with pytest.raises(ConfigError, match=flag):
+        config_from_dict(values)
+
+
+def test_joint_defaults_and_the_automatic_optimizer():
+    cfg = Config()
+    assert (cfg.ce_weight, cfg.ce_detach, cfg.optimizer) == (1.0, False, "sgd")
+    assert config_to_dict(cfg)["optimizer"] == "sgd"  # config.yaml of CNN runs as before
+    assert Config(arch="vit-tiny").optimizer == "adamw" and Config(arch="small").optimizer == "sgd"
+    assert config_from_dict({"arch": "vit-small", "optimizer": "auto"}).optimizer == "adamw"
+    assert config_from_dict({"arch": "vit-small", "optimizer": "sgd"}).optimizer == "sgd"  # a choice is kept
+    assert config_from_dict({"arch": "resnet18", "optimizer": "adamw"}).optimizer == "adamw"
+    cfg = config_from_dict({"method": "supcon+ce", "ce_weight": "0.5", "ce_detach": True})
+    assert (cfg.method, cfg.ce_weight, cfg.ce_detach) == ("supcon+ce", 0.5, True)

@@ -22,13 +22,17 @@ from supcon.models import ARCHITECTURES, is_vit
 
 __all__ = ["Config", "ConfigError", "load_config", "config_from_dict", "config_to_dict", "known_config_values",
            "save_config", "read_yaml_mapping", "ce_learning_rate", "ce_epoch_count", "FIELD_HELP",
-           "PRETRAIN_METHODS", "RUN_METHODS", "AUGMENT_CHOICES", "SAMPLERS", "CLASS_WEIGHTS"]
+           "PRETRAIN_METHODS", "RUN_METHODS", "AUGMENT_CHOICES", "SAMPLERS", "CLASS_WEIGHTS",
+           "DEFAULT_RUN_METHODS"]
 
-#: Contrastive pretraining methods (``--method``).
-PRETRAIN_METHODS: tuple[str, ...] = ("supcon", "simclr")
+#: Contrastive pretraining methods (``--method``); ``supcon+ce`` adds a cross-entropy classifier
+#: trained in the same stage (:mod:`supcon.train.methods.joint`).
+PRETRAIN_METHODS: tuple[str, ...] = ("supcon", "simclr", "supcon+ce")
 #: Methods `supcon run` and `supcon sweep` compare: the contrastive ones (pretrain + linear probe)
 #: and the cross-entropy baseline.
 RUN_METHODS: tuple[str, ...] = (*PRETRAIN_METHODS, "ce")
+#: What `supcon run` trains when --methods is not given (supcon+ce only when asked for).
+DEFAULT_RUN_METHODS: tuple[str, ...] = ("supcon", "simclr", "ce")
 AUGMENT_CHOICES: tuple[str, ...] = ("sim", "autoaugment", "randaugment", "stacked", "none")
 #: How training batches are built (``--sampler``, see :mod:`supcon.train.sampler`).
 SAMPLERS: tuple[str, ...] = ("random", "class-balanced", "m-per-class")
@@ -59,7 +63,7 @@ class Config:
     head: str = field(default="mlp", metadata={"help": "projection head: mlp or linear"})
     feat_dim: int = field(default=128, metadata={"help": "projection dimension"})
     # pretraining
-    method: str = field(default="supcon", metadata={"help": "supcon | simclr (pretrain)"})
+    method: str = field(default="supcon", metadata={"help": "supcon | simclr | supcon+ce (pretrain)"})
     epochs: int = field(default=100, metadata={"help": "pretraining / CE epochs"})
     batch_size: int = field(default=256, metadata={"help": "global batch size (images, not views)"})
     lr: float = field(default=0.5, metadata={"help": "peak learning rate per 256 images (the run uses lr x batch_size / 256 under lr_scaling=linear)"})
@@ -80,6 +84,8 @@ class Config:
     queue_size: int = field(default=0, metadata={"help": "momentum-encoder memory queue size (0: off)"})
     key_momentum: float = field(default=0.999, metadata={"help": "EMA momentum of the key encoder"})
     sync_bn: bool = field(default=False, metadata={"help": "SyncBatchNorm under torchrun"})
+    ce_weight: float = field(default=1.0, metadata={"help": "supcon+ce: weight w of the classifier's cross-entropy (loss = supcon + w x CE)"})
+    ce_detach: bool = field(default=False, metadata={"help": "supcon+ce: the classifier sees stop-gradient features (an online probe) instead of training the encoder"})
     # batches and imbalance
     sampler: str = field(default="random", metadata={"help": "training batches (pretraining, CE): random | class-balanced | m-per-class"})
     m_per_class: int = field(default=4, metadata={"help": "m-per-class sampler: images per class in a batch (>= 2, divides batch_size)"})
@@ -191,6 +197,7 @@ def validate(cfg: Config) -> None:
             f"augmented views of each image (with one view an image has no positive of its own), got {cfg.views}"
         )
     _validate_imbalance(cfg)
+    _validate_joint(cfg)
     if cfg.tsne_points < 0 or cfg.tsne_points == 1:
         raise ConfigError(f"tsne_points must be 0 (no t-SNE plot) or at least 2, got {cfg.tsne_points}")
 
@@ -208,6 +215,15 @@ def _validate_imbalance(cfg: Config) -> None:
         raise ConfigError(f"--cb-beta must be in [0, 1), got {cfg.cb_beta}")
     if cfg.imbalance_ratio is not None and not cfg.imbalance_ratio >= 1:
         raise ConfigError(f"--imbalance-ratio must be >= 1 (largest over smallest class), got {cfg.imbalance_ratio}")
+
+
+def _validate_joint(cfg: Config) -> None:
+    """The supcon+ce fields (errors name the flag)."""
+    if not cfg.ce_weight >= 0:
+        raise ConfigError(f"--ce-weight must be >= 0, got {cfg.ce_weight}")
+    if cfg.method == "supcon+ce" and cfg.online_probe:
+        raise ConfigError("--online-probe does not go with --method supcon+ce: its classifier is the probe "
+                          "(add --ce-detach for stop-gradient features)")
 
 
 def _field_types() -> dict[str, Any]:

@@ -10,13 +10,13 @@ from typing import Any
 from supcon import distributed
 from supcon.cli.args import add_config_flags, add_run_flags, config_from_args, config_from_checkpoint, resume_overwrite
 from supcon.checkpoint import encoder_from_checkpoint
-from supcon.config import RUN_METHODS, Config
+from supcon.config import DEFAULT_RUN_METHODS, RUN_METHODS, Config
 from supcon.data import load_splits
 from supcon.eval.pipeline import launched_as_rank_zero, run_methods
 from supcon.report.plots import training_plots
 from supcon.report.tables import markdown_table
 from supcon.runfiles import CHECKPOINT_NAME, SUMMARY_MD, write_text_atomic
-from supcon.train.methods import knn_evaluate, pretrain, train_ce, train_linear
+from supcon.train.methods import METHODS, knn_evaluate, train_ce, train_linear
 from supcon.train.runtime import setup_runtime
 
 __all__ = ["add_pretrain_arguments", "run_pretrain_command", "add_linear_arguments", "run_linear_command",
@@ -56,8 +56,9 @@ add_train_ce_arguments = _training_arguments("runs/ce")
 def run_pretrain_command(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     resume, overwrite = resume_overwrite(args)
-    metrics = pretrain(cfg, args.out, resume=resume, overwrite=overwrite, callbacks=training_plots(cfg),
-                       inputs=_inputs(args))
+    # supcon, simclr: pretrain; supcon+ce: train_joint (the METHODS entry of --method)
+    metrics = METHODS[cfg.method].train(cfg, args.out, resume=resume, overwrite=overwrite,
+                                        callbacks=training_plots(cfg), inputs=_inputs(args))
     _print_metrics(f"pretrain ({cfg.method}) -> {args.out / CHECKPOINT_NAME}", metrics)
     return 0
 
@@ -111,7 +112,7 @@ def comparison_table(results: dict[str, dict[str, Any]]) -> str:
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     add_run_flags(p, "runs/run")
-    p.add_argument("--methods", default=",".join(RUN_METHODS),
+    p.add_argument("--methods", default=",".join(DEFAULT_RUN_METHODS),
                    help=f"comma-separated subset of {','.join(RUN_METHODS)}")
     add_config_flags(p)
 

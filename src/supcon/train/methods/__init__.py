@@ -3,7 +3,7 @@
 A method is a function that trains into a run folder and returns its final metrics. Adding one is a
 module here, an entry in :data:`METHODS` and its test. ``stage`` says what a method produces:
 
-* ``"encoder"``: a pretrained encoder + head (SupCon, SimCLR) that a linear probe then scores;
+* ``"encoder"``: a pretrained encoder + head (SupCon, SimCLR, SupCon + CE) that a linear probe then scores;
 * ``"classifier"``: a classifier trained end to end (cross-entropy), scored by itself;
 * ``"probe"``: stage 2 on a pretrained checkpoint (linear probe, fine-tuning).
 """
@@ -18,11 +18,12 @@ from typing import Any
 from supcon.config import Config
 from supcon.train.methods.ce import train_ce
 from supcon.train.methods.common import knn_evaluate
+from supcon.train.methods.joint import train_joint
 from supcon.train.methods.linear import train_linear
 from supcon.train.methods.pretrain import build_supcon_model, pretrain
 
-__all__ = ["Method", "METHODS", "method_config", "pretrain", "train_ce", "train_linear", "knn_evaluate",
-           "build_supcon_model"]
+__all__ = ["Method", "METHODS", "method_config", "pretrain", "train_ce", "train_joint", "train_linear",
+           "knn_evaluate", "build_supcon_model"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Method:
 METHODS: dict[str, Method] = {
     "supcon": Method("supcon", "encoder", "pretrain", pretrain, "supervised contrastive pretraining (eq. 2)"),
     "simclr": Method("simclr", "encoder", "pretrain", pretrain, "SimCLR pretraining, no labels (NT-Xent)"),
+    "supcon+ce": Method("supcon+ce", "encoder", "pretrain", train_joint,
+                        "SupCon + w x cross-entropy of a linear classifier, one stage"),
     "ce": Method("ce", "classifier", "ce", train_ce, "cross-entropy baseline, end to end"),
     "linear": Method("linear", "probe", "linear", train_linear, "linear probe on a frozen encoder"),
     "finetune": Method("finetune", "probe", "linear", train_linear, "fine-tune the whole network"),
