@@ -11,8 +11,10 @@ import torch.nn.functional as F
 from reference_losses import reference_supcon_loss
 
 from supcon.augment import make_views
+from supcon.checkpoint import encoder_from_checkpoint, load_supcon_model
 from supcon.cli import main
 from supcon.data import load_splits
+from supcon.eval.pipeline import train_and_probe
 from supcon.models import LinearClassifier
 from supcon.train import loop
 from supcon.train.methods import METHODS, build_supcon_model, train_joint, train_linear
@@ -118,4 +120,17 @@ def test_a_vit_trains_with_supcon_plus_ce(tmp_path, tiny_config):
     assert cfg.optimizer == "adamw"
     metrics = train_joint(cfg, tmp_path)
     assert torch.isfinite(torch.tensor(metrics["loss"]))
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["signature"]["arch"] == "vit-tiny"
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["signature"]["arch"] == "vit-tiny" and state["signature"]["image_size"] == 32
+    encoder, _ = encoder_from_checkpoint(tmp_path / "checkpoint.pt")  # rebuilt from the signature
+    model, _ = load_supcon_model(tmp_path / "checkpoint.pt")
+    for key, value in state["model"]["model"].items():
+        if key.startswith("encoder."):
+            assert torch.equal(encoder.state_dict()[key[len("encoder."):]], value)
+    assert model.encoder.patch_size == 4 and model.encoder.out_dim == 192
+
+
+def test_supcon_run_trains_and_probes_supcon_plus_ce(tmp_path, tiny_config):
+    result = train_and_probe("supcon+ce", tiny_config(), tmp_path / "supcon+ce")
+    assert 0 <= result["accuracy"] <= 100 and result["knn_acc"] is not None
+    assert (tmp_path / "supcon+ce" / "linear" / "checkpoint.pt").is_file()
