@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import supcon.cli.analysis as analysis
 import supcon.cli.handlers as handlers
+from supcon.config import PRETRAIN_METHODS
 import supcon.cli.use as use
 
 __all__ = ["Command", "COMMANDS"]
@@ -23,7 +24,7 @@ class Command(NamedTuple):
 
 COMMANDS: dict[str, Command] = {
     "pretrain": Command(handlers.add_pretrain_arguments, handlers.run_pretrain_command,
-                        "contrastive pretraining (--method supcon|simclr)"),
+                        f"contrastive pretraining (--method {'|'.join(PRETRAIN_METHODS)})"),
     "linear": Command(handlers.add_linear_arguments, handlers.run_linear_command,
                       "linear probe (or --finetune) on a pretrained encoder"),
     "train-ce": Command(handlers.add_train_ce_arguments, handlers.run_train_ce_command,

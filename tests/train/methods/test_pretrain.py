@@ -36,3 +36,11 @@ def test_supcon_pretraining_with_class_weights_trains(tmp_path, tiny_config):
     plain = engine.pretrain(tiny_config(), tmp_path / "plain")
     weighted = engine.pretrain(tiny_config(class_weights="inverse", imbalance_ratio=4.0), tmp_path / "weighted")
     assert plain["loss"] != weighted["loss"] and weighted["positives_per_anchor"] > 1
+
+
+def test_a_vit_is_built_for_the_data_image_size(tiny_config):
+    """Patches and position embeddings follow the data's side (64 -> patch 8), not a fixed 32."""
+    from supcon.train.methods.pretrain import build_supcon_model
+
+    model = build_supcon_model(tiny_config(arch="vit-tiny"), channels=1, image_size=64)
+    assert model.encoder.image_size == 64 and model.encoder.patch_size == 8

@@ -42,7 +42,8 @@ def train_ce(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
 
 def _train_ce(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resume: bool,
               callbacks: Sequence[TrainCallback]) -> dict[str, Any]:
-    encoder = build_encoder(cfg.arch, in_channels=data.channels, stem=cfg.stem, width=cfg.width)
+    encoder = build_encoder(cfg.arch, in_channels=data.channels, stem=cfg.stem, width=cfg.width,
+                            image_size=data.image_size)
     model = prepare_model(CEModel(encoder, data.num_classes), rt)
     net = wrap(model, cfg, rt)
     values = config_to_dict(cfg)

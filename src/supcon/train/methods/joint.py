@@ -105,7 +105,7 @@ def train_joint(cfg: Config, run_dir: str | Path, *, resume: bool = False, overw
 
 
 def _models(cfg: Config, rt: Runtime, data: DataSplits) -> tuple[SupConModel, LinearClassifier]:
-    model = prepare_model(build_supcon_model(cfg, data.channels), rt)
+    model = prepare_model(build_supcon_model(cfg, data.channels, data.image_size), rt)
     return model, LinearClassifier(model.out_dim, data.num_classes).to(rt.device)
 
 

@@ -41,9 +41,10 @@ class EncoderAndHead(nn.Module):
         return h, self.model.head(h)
 
 
-def build_supcon_model(cfg: Config, channels: int) -> SupConModel:
-    """The encoder + projection head ``cfg`` describes, for ``channels``-channel images."""
-    encoder = build_encoder(cfg.arch, in_channels=channels, stem=cfg.stem, width=cfg.width)
+def build_supcon_model(cfg: Config, channels: int, image_size: int | None = None) -> SupConModel:
+    """The encoder + projection head ``cfg`` describes, for ``channels``-channel images of side
+    ``image_size`` (what a ViT sizes its patches and position embeddings for; CNNs take any size)."""
+    encoder = build_encoder(cfg.arch, in_channels=channels, stem=cfg.stem, width=cfg.width, image_size=image_size)
     return SupConModel(encoder, head=cfg.head, feat_dim=cfg.feat_dim)
 
 
@@ -119,7 +120,7 @@ def _pretrain(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resume:
             f"batch_size ({cfg.batch_size}) must be divisible by the world size ({rt.world_size})")
     batch = fitted_batch(cfg.batch_size, data.train.images.shape[0], rt.world_size)
     lr, warmup = scaled_lr(cfg, cfg.lr, batch), pretrain_warmup_epochs(cfg)
-    model = prepare_model(build_supcon_model(cfg, data.channels), rt)
+    model = prepare_model(build_supcon_model(cfg, data.channels, data.image_size), rt)
     net = wrap(EncoderAndHead(model), cfg, rt)
     modules: dict[str, nn.Module] = {"model": model}
     probe = probe_net = None
