@@ -97,3 +97,10 @@ def test_missing_checkpoint_and_non_export_folder(tmp_path, capsys):
                                                  capsys)
     with pytest.raises(supcon.use.ExportError, match="has no supcon_export.json"):
         supcon.load_encoder(tmp_path)
+
+
+@pytest.mark.parametrize("command", ["embed", "predict", "export"])
+def test_every_use_command_prints_its_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0 and "--checkpoint" in capsys.readouterr().out

@@ -71,7 +71,11 @@ def _data_info(state: Mapping[str, Any], path: Path) -> tuple[Normalize, int, in
         normalize = Normalize(mean, std)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: its 'normalization' entry is not usable: {exc}") from None
-    return normalize, channels, image_size, [str(c) for c in state.get("classes", [])]
+    classes = [str(c) for c in state.get("classes", [])]
+    count = state.get("num_classes")
+    if not classes and isinstance(count, int) and count > 0:  # checkpoints without names: "0", "1", ...
+        classes = [str(k) for k in range(count)]
+    return normalize, channels, image_size, classes
 
 
 def load_trained(path: str | Path, *, projection: bool = False) -> TrainedModel:
