@@ -14,6 +14,7 @@ import torch
 import supcon
 from supcon.augment import Normalize
 from supcon.checkpoint import CheckpointError, load_classifier, load_supcon_model
+from supcon.config import ConfigError
 from supcon.use.export import (EXPORT_JSON, EXPORT_WEIGHTS, ExportError, export_checkpoint, load_encoder,
                                load_exported_classifier, read_export)
 from tiny_runs import tiny_arrays
@@ -105,3 +106,9 @@ def test_a_folder_that_is_not_an_export_says_what_is_missing(trained, tmp_path):
     (tmp_path / "e" / EXPORT_JSON).write_text("{not json")
     with pytest.raises(CheckpointError, match="not readable JSON"):
         load_encoder(tmp_path / "e")
+
+
+def test_an_out_that_is_a_file_is_refused(trained, tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file; the export is a folder"):
+        export_checkpoint(trained["pretrain"], tmp_path / "file")

@@ -30,3 +30,14 @@ def test_onnx_without_the_extra_is_a_config_error(trained, tmp_path, monkeypatch
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
     with pytest.raises(ConfigError, match=r"--onnx needs the \[onnx\] extra"):
         export_checkpoint(trained["pretrain"], tmp_path / "e", onnx=True)
+
+
+def test_a_new_export_without_onnx_removes_the_old_onnx_file(trained, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from supcon.use.onnx_export import ONNX_FILE
+
+    export_checkpoint(trained["pretrain"], tmp_path / "e", onnx=True)
+    assert (tmp_path / "e" / ONNX_FILE).is_file()
+    path = export_checkpoint(trained["pretrain"], tmp_path / "e")
+    assert json.loads(path.read_text())["onnx"] is None and not (tmp_path / "e" / ONNX_FILE).exists()

@@ -32,9 +32,10 @@ from torch import Tensor, nn
 
 from supcon.augment import Normalize, to_float_images
 from supcon.checkpoint import CheckpointError, ImageClassifier, encoder_from_signature, load_weights
+from supcon.config import ConfigError
 from supcon.models import LinearClassifier, ProbeClassifier, model_signature
 from supcon.runfiles import write_atomic, write_json_atomic
-from supcon.use.onnx_export import write_onnx
+from supcon.use.onnx_export import ONNX_FILE, write_onnx
 from supcon.use.trained import load_trained
 
 __all__ = ["EXPORT_JSON", "EXPORT_WEIGHTS", "EXPORT_FORMAT", "ExportError", "ImageEncoder", "export_checkpoint",
@@ -87,7 +88,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, onnx: bool = F
 
     Args:
         checkpoint: a supcon ``checkpoint.pt``.
-        out: the export folder (created; files of an earlier export there are replaced).
+        out: the export folder (created; an earlier export there is replaced, its ONNX file removed).
         onnx: also write ``model.onnx`` (float [0, 1] input), checked against onnxruntime to 1e-5;
             needs the ``[onnx]`` extra.
 
@@ -95,11 +96,13 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, onnx: bool = F
         The path of ``supcon_export.json``.
 
     Raises:
-        CheckpointError: the checkpoint cannot be read. ConfigError: ``onnx`` without the extra, or an
-        ONNX model that does not match the PyTorch one.
+        CheckpointError: the checkpoint cannot be read. ConfigError: ``out`` is a file, ``onnx`` without
+        the extra, or an ONNX model that does not match the PyTorch one.
     """
-    model = load_trained(checkpoint)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; the export is a folder")
+    model = load_trained(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     mean, std = model.normalize.mean.flatten().tolist(), model.normalize.std.flatten().tolist()
     info: dict[str, Any] = {
@@ -120,6 +123,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, onnx: bool = F
     weights = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     payload = safetensors.torch.save(weights, metadata={"format": EXPORT_FORMAT})
     write_atomic(out / EXPORT_WEIGHTS, lambda handle: handle.write(payload))
+    (out / ONNX_FILE).unlink(missing_ok=True)  # never a stale ONNX file of an earlier export
     if onnx:
         info["onnx"] = write_onnx(module, out, model.channels, model.image_size,
                                   "features" if model.classifier is None else "logits")
