@@ -97,22 +97,23 @@ def embed_dataset(checkpoint: str | Path, dataset: str, split: str = "test", *, 
     how = Inference(device=resolve_device(device), batch_size=batch_size)
     cfg = checkpoint_config({"config": model.config})
     names = ("train", "test") if split == "all" else (split,)
-    datasets, features, projections = [], [], []
-    for name in names:
+    features, projections, labels, paths, splits = [], [], [], [], []
+    classes: list[str] = []
+    for name in names:  # one split's images in memory at a time
         data = load_dataset(dataset, name, image_size=model.image_size, seed=cfg.seed, test_fraction=cfg.test_fraction,
                             skip_bad_images=skip_bad_images)
         feats, projs = _embed_split(model, data, name, how, chunk, projection, on_chunk)
-        datasets.append(data)
         features.append(feats)
         projections.append(projs)
-    has_paths = all(data.paths is not None for data in datasets)
+        labels.append(data.labels)
+        paths.append(data.paths)
+        splits += [name] * len(data)
+        classes = list(data.classes)
+        del data
     return Embeddings(
-        features=torch.cat(features),
-        projections=torch.cat(projections) if projection else None,
-        labels=torch.cat([data.labels for data in datasets]),
-        splits=[name for name, data in zip(names, datasets) for _ in range(len(data))],
-        classes=list(datasets[0].classes),
-        paths=[p for data in datasets for p in data.paths] if has_paths else None,
+        features=torch.cat(features), projections=torch.cat(projections) if projection else None,
+        labels=torch.cat(labels), splits=splits, classes=classes,
+        paths=[p for part in paths for p in part] if all(part is not None for part in paths) else None,
         checkpoint=str(model.path))
 
 
