@@ -121,7 +121,7 @@ def test_a_vit_trains_with_supcon_plus_ce(tmp_path, tiny_config):
     metrics = train_joint(cfg, tmp_path)
     assert torch.isfinite(torch.tensor(metrics["loss"]))
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert state["signature"]["arch"] == "vit-tiny" and state["signature"]["image_size"] == 32
+    assert state["signature"]["arch"] == "vit-tiny" and state["signature"]["image_size"] == 8  # the tiny data's side
     encoder, _ = encoder_from_checkpoint(tmp_path / "checkpoint.pt")  # rebuilt from the signature
     model, _ = load_supcon_model(tmp_path / "checkpoint.pt")
     for key, value in state["model"]["model"].items():

@@ -28,13 +28,12 @@ from supcon.config import Config, ConfigError
 from supcon.data import DataSplits
 from supcon.memory import MomentumQueue
 from supcon.metrics import evaluate_classifier
-from supcon.models import LinearClassifier, SupConModel, model_signature
+from supcon.models import LinearClassifier, SupConModel
 from supcon.train.callbacks import TrainCallback
-from supcon.train.loop import Task, fit
-from supcon.train.methods.common import (build_augment, data_info, effective_values, finish_encoder_run,
-                                         fitted_batch, input_transform, pretrain_warmup_epochs,
-                                         run_class_weights, scaled_lr, start_run)
-from supcon.train.methods.pretrain import EncoderAndHead, build_supcon_model, contrastive_step
+from supcon.train.loop import Task
+from supcon.train.methods.common import (build_augment, effective_values, fitted_batch, input_transform,
+                                         pretrain_warmup_epochs, run_class_weights, scaled_lr, start_run)
+from supcon.train.methods.pretrain import EncoderAndHead, build_supcon_model, contrastive_step, fit_encoder_task
 from supcon.train.optim import build_optimizer
 from supcon.train.runtime import Runtime, ddp, place, prepare_model, wrap
 
@@ -140,12 +139,4 @@ def _train_joint(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resu
         train_images=place(data.train.images, rt.device), train_labels=data.train.labels.to(rt.device),
         info={"name": cfg.method},
     )
-    if queue is not None:
-        task.extra_state, task.load_extra_state = queue.state_dict, queue.load_state_dict
-        task.after_step = queue.update_key_encoder
-    extra = {"signature": model_signature(model), **data_info(data), "method": cfg.method}
-    metrics = fit(task, cfg, rt, run_dir, resume=resume, checkpoint_extra=extra)
-    if rt.is_main:
-        finish_encoder_run(model.encoder, metrics, data, normalize, rt, cfg, run_dir, "pretrain", cfg.method,
-                           callbacks)
-    return metrics
+    return fit_encoder_task(task, model, queue, cfg, rt, run_dir, data, normalize, resume, callbacks)

@@ -153,6 +153,14 @@ def _pretrain(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resume:
         train_images=place(data.train.images, rt.device), train_labels=data.train.labels.to(rt.device),
         info={"name": cfg.method},
     )
+    return fit_encoder_task(task, model, queue, cfg, rt, run_dir, data, normalize, resume, callbacks)
+
+
+def fit_encoder_task(task: Task, model: SupConModel, queue: MomentumQueue | None, cfg: Config, rt: Runtime,
+                     run_dir: Path, data: DataSplits, normalize: Normalize, resume: bool,
+                     callbacks: Sequence[TrainCallback]) -> dict[str, Any]:
+    """Trains a contrastive task (its queue's state in the checkpoint) and finishes the encoder run:
+    kNN, metrics.json, callbacks. Shared by SupCon/SimCLR and the joint supcon+ce method."""
     if queue is not None:
         task.extra_state = queue.state_dict
         task.load_extra_state = queue.load_state_dict
