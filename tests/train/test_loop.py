@@ -277,3 +277,11 @@ def test_temp_files_a_killed_write_left_are_gone_after_the_resumed_run(tmp_path,
     engine.train_ce(tiny_config(epochs=2), tmp_path, resume=True)
     assert not list(tmp_path.glob(".*.tmp"))
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".supcon-run.json"]
+
+
+def test_simclr_logs_no_label_positives(tmp_path, tiny_config):
+    """SimCLR's positives are its own views: the same-label statistics would mislead, so they are absent."""
+    engine.pretrain(tiny_config(method="simclr"), tmp_path / "simclr")
+    engine.pretrain(tiny_config(method="supcon"), tmp_path / "supcon")
+    assert "positives_per_anchor" not in _csv_rows(tmp_path / "simclr" / "metrics.csv")[0]
+    assert "positives_per_anchor" in _csv_rows(tmp_path / "supcon" / "metrics.csv")[0]

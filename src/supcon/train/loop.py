@@ -75,6 +75,9 @@ class Task:
     sampler: str | None = None
     #: views per image, for the positives-per-anchor statistics; None: ``cfg.views``
     views: int | None = None
+    #: whether same-label images are the positives (SupCon, CE, probes); SimCLR's are only its own
+    #: views, so it logs no positives statistics
+    label_positives: bool = True
 
 
 def _indices_on(batches: list[Tensor], device: torch.device) -> list[Tensor] | tuple[Tensor, ...]:
@@ -184,6 +187,8 @@ def make_sampler(task: Task, cfg: Config) -> EpochSampler:
 def _positive_stats(task: Task, cfg: Config, sampler: EpochSampler, global_batches: Tensor) -> dict[str, Tensor]:
     """The epoch's mean same-class positives per anchor and the share of anchors without one
     (besides their own views), from the global batches: identical on every rank, no host sync."""
+    if not task.label_positives:
+        return {}
     idx = global_batches.to(task.train_labels.device)
     num_classes = max(1, len(sampler.counts))
     views = task.views if task.views is not None else cfg.views

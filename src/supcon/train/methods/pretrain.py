@@ -151,7 +151,7 @@ def _pretrain(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resume:
         batch_size=batch, step=step, evaluate=evaluate, warmup_epochs=warmup,
         effective=effective_values(batch, cfg.batch_size, lr, cfg.lr, warmup),
         train_images=place(data.train.images, rt.device), train_labels=data.train.labels.to(rt.device),
-        info={"name": cfg.method},
+        info={"name": cfg.method}, label_positives=cfg.method != "simclr",
     )
     return fit_encoder_task(task, model, queue, cfg, rt, run_dir, data, normalize, resume, callbacks)
 
