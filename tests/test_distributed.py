@@ -102,6 +102,10 @@ def _worker(rank: int, init_file: str) -> None:
         feats, labels = mq.queue.get()
         assert torch.equal(labels, LABELS), f"rank {rank}: queue labels {labels.tolist()}"
         assert torch.equal(feats, torch.nn.functional.normalize(_inputs()[:, 0, :DIM], dim=1))
+        # Both ranks finish every collective before either tears gloo down: a rank that destroys the
+        # group while the other still talks to it can abort ("terminate called without an active
+        # exception", seen once in CI).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
