@@ -24,16 +24,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from supcon.augment import Normalize
-from supcon.config import Config, ConfigError
+from supcon.config import Config
 from supcon.data import DataSplits
 from supcon.memory import MomentumQueue
 from supcon.metrics import evaluate_classifier
 from supcon.models import LinearClassifier, SupConModel
 from supcon.train.callbacks import TrainCallback
 from supcon.train.loop import Task
-from supcon.train.methods.common import (build_augment, effective_values, fitted_batch, input_transform,
-                                         pretrain_warmup_epochs, run_class_weights, scaled_lr, start_run)
-from supcon.train.methods.pretrain import EncoderAndHead, build_supcon_model, contrastive_step, fit_encoder_task
+from supcon.train.methods.common import (build_augment, effective_values, input_transform, run_class_weights,
+                                         start_run)
+from supcon.train.methods.pretrain import (EncoderAndHead, build_supcon_model, contrastive_step, fit_encoder_task,
+                                           momentum_queue, pretrain_schedule)
 from supcon.train.optim import build_optimizer
 from supcon.train.runtime import Runtime, ddp, place, prepare_model, wrap
 
@@ -110,20 +111,14 @@ def _models(cfg: Config, rt: Runtime, data: DataSplits) -> tuple[SupConModel, Li
 
 def _train_joint(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resume: bool,
                  callbacks: Sequence[TrainCallback]) -> dict[str, Any]:
-    if cfg.batch_size % rt.world_size:
-        raise ConfigError(
-            f"batch_size ({cfg.batch_size}) must be divisible by the world size ({rt.world_size})")
-    batch = fitted_batch(cfg.batch_size, data.train.images.shape[0], rt.world_size)
-    lr, warmup = scaled_lr(cfg, cfg.lr, batch), pretrain_warmup_epochs(cfg)
+    batch, lr, warmup = pretrain_schedule(cfg, rt, data)
     model, classifier = _models(cfg, rt, data)
     modules: dict[str, nn.Module] = {"model": model, "classifier": classifier}
     optimizer = build_optimizer([p for m in modules.values() for p in m.parameters()], cfg.optimizer, lr,
                                 cfg.momentum, cfg.weight_decay,
                                 fused=rt.device.type == "cuda" and cfg.optimizer == "sgd")
     normalize = input_transform(data, rt)
-    queue = None
-    if cfg.queue_size:
-        queue = MomentumQueue(model, cfg.queue_size, cfg.key_momentum, cfg.feat_dim, rt.device, batch_size=batch)
+    queue = momentum_queue(cfg, model, rt, batch)
     step = joint_step(cfg, rt, wrap(EncoderAndHead(model), cfg, rt), ddp(classifier, rt),
                       build_augment(cfg, data).to(rt.device), normalize, queue, run_class_weights(cfg, data, rt))
 

@@ -26,7 +26,8 @@ from supcon.train.methods.common import (build_augment, data_info, effective_val
 from supcon.train.optim import build_optimizer
 from supcon.train.runtime import Runtime, ddp, place, prepare_model, wrap
 
-__all__ = ["pretrain", "build_supcon_model", "contrastive_step", "EncoderAndHead", "weighted_anchor_mean"]
+__all__ = ["pretrain", "build_supcon_model", "contrastive_step", "EncoderAndHead", "pretrain_schedule",
+           "momentum_queue", "weighted_anchor_mean"]
 
 
 class EncoderAndHead(nn.Module):
@@ -113,13 +114,29 @@ def pretrain(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrit
         return _pretrain(cfg, rt, run_dir, data, resume, callbacks)
 
 
-def _pretrain(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resume: bool,
-              callbacks: Sequence[TrainCallback]) -> dict[str, Any]:
+def pretrain_schedule(cfg: Config, rt: Runtime, data: DataSplits) -> tuple[int, float, float]:
+    """(batch, scaled lr, warm-up epochs) of contrastive pretraining on ``data``.
+
+    Raises:
+        ConfigError: a batch that the processes cannot split evenly.
+    """
     if cfg.batch_size % rt.world_size:
         raise ConfigError(
             f"batch_size ({cfg.batch_size}) must be divisible by the world size ({rt.world_size})")
     batch = fitted_batch(cfg.batch_size, data.train.images.shape[0], rt.world_size)
-    lr, warmup = scaled_lr(cfg, cfg.lr, batch), pretrain_warmup_epochs(cfg)
+    return batch, scaled_lr(cfg, cfg.lr, batch), pretrain_warmup_epochs(cfg)
+
+
+def momentum_queue(cfg: Config, model: SupConModel, rt: Runtime, batch: int) -> MomentumQueue | None:
+    """The momentum encoder + label queue of ``cfg.queue_size`` (None when it is 0)."""
+    if not cfg.queue_size:
+        return None
+    return MomentumQueue(model, cfg.queue_size, cfg.key_momentum, cfg.feat_dim, rt.device, batch_size=batch)
+
+
+def _pretrain(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resume: bool,
+              callbacks: Sequence[TrainCallback]) -> dict[str, Any]:
+    batch, lr, warmup = pretrain_schedule(cfg, rt, data)
     model = prepare_model(build_supcon_model(cfg, data.channels, data.image_size), rt)
     net = wrap(EncoderAndHead(model), cfg, rt)
     modules: dict[str, nn.Module] = {"model": model}
@@ -133,10 +150,7 @@ def _pretrain(cfg: Config, rt: Runtime, run_dir: Path, data: DataSplits, resume:
                                 fused=rt.device.type == "cuda" and cfg.optimizer == "sgd")
     augment = build_augment(cfg, data).to(rt.device)
     normalize = input_transform(data, rt)
-    queue = None
-    if cfg.queue_size:
-        queue = MomentumQueue(model, cfg.queue_size, cfg.key_momentum, cfg.feat_dim, rt.device,
-                              batch_size=batch)
+    queue = momentum_queue(cfg, model, rt, batch)
     step = contrastive_step(cfg, rt, net, augment, normalize, queue, probe_net, run_class_weights(cfg, data, rt))
 
     def evaluate() -> dict[str, Any]:
