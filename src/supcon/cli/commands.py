@@ -46,4 +46,6 @@ COMMANDS: dict[str, Command] = {
                        "a classifier checkpoint's top classes for image files (.csv)"),
     "export": Command(use.add_export_arguments, use.run_export_command,
                       "a checkpoint's encoder or classifier as safetensors + JSON (optionally ONNX)"),
+    "ood": Command(use.add_ood_arguments, use.run_ood_command,
+                   "out-of-distribution scores (cosine, kNN, Mahalanobis, MSP, energy): AUROC, AUPR, FPR@95"),
 }
