@@ -8,7 +8,8 @@ The public API, re-exported here:
 * data and augmentation: :func:`load_dataset`, :func:`build_augmentation`, :func:`make_views`;
 * training: :func:`pretrain`, :func:`train_linear`, :func:`train_ce` and :class:`Config`;
 * using a trained encoder: :func:`load_encoder`, :func:`load_classifier` (from a ``supcon export``
-  folder; :func:`supcon.checkpoint.load_classifier` reads a checkpoint).
+  folder; :func:`supcon.checkpoint.load_classifier` reads a checkpoint); :func:`run_ood` (out-of-distribution
+  scores and their AUROC / AUPR / FPR at 95 % TPR, :mod:`supcon.use.ood`).
 
 The training names (and ``supcon.methods``) load :mod:`supcon.train` on first use, not at import, so a
 program that only loads an export never imports the training code.
@@ -24,6 +25,7 @@ from supcon.models import (ARCHITECTURES, CEModel, LinearClassifier, ProjectionH
                            build_encoder)
 from supcon.use.export import load_encoder
 from supcon.use.export import load_exported_classifier as load_classifier
+from supcon.use.ood import run_ood
 
 __all__ = [
     "SupConLoss", "supcon_loss",
@@ -31,7 +33,7 @@ __all__ = [
     "AUGMENTATIONS", "build_augmentation", "make_views", "Normalize",
     "ImageDataset", "load_dataset",
     "Config", "load_config", "pretrain", "train_linear", "train_ce",
-    "load_encoder", "load_classifier",
+    "load_encoder", "load_classifier", "run_ood",
 ]
 __version__ = "0.1.0"
 

@@ -12,7 +12,7 @@ from supcon.runfiles import write_text_atomic
 from supcon.use.embed import EMBED_FORMATS, EMBED_SPLITS, check_embeddings_path, embed_dataset, write_embeddings
 from supcon.use.export import export_checkpoint, read_export
 from supcon.use.ood import OOD_CSV, OOD_JSON, OOD_MD, OOD_SPLITS, ood_rows, parse_scores, run_ood, write_ood
-from supcon.use.ood_scores import DEFAULT_K, OOD_SCORES
+from supcon.use.ood_scoring import DEFAULT_K, OOD_SCORES
 from supcon.use.predict import check_predictions_path, predict_images, write_predictions
 
 __all__ = ["add_embed_arguments", "run_embed_command", "add_predict_arguments", "run_predict_command",

@@ -1,14 +1,17 @@
 """Out-of-distribution detection with a trained encoder: ``supcon ood``.
 
+The pieces are re-exported here: :func:`fit_bank` + :func:`ood_scores` (scores of features you already
+have) and :func:`ood_metrics` (AUROC, AUPR, FPR at 95 % TPR of any two score arrays).
+
 :func:`run_ood` embeds three sets of images with a checkpoint's encoder (:func:`supcon.use.embed_dataset`):
 the in-distribution **train** split (the class means, tied covariance and kNN memory of
-:mod:`supcon.use.ood_scores`), the in-distribution **test** split (the positives) and the OOD dataset's
+:mod:`supcon.use.ood_scoring`), the in-distribution **test** split (the positives) and the OOD dataset's
 **test** split (by default; the negatives). Both datasets are split with the checkpoint's seed and test
 fraction, so the training dataset's test split is the one its accuracy was measured on. The OOD images
 are adapted to the encoder's input the way every dataset is: shorter side resized to the checkpoint's
 image size and centre-cropped, gray repeated to RGB or RGB reduced to luma.
 
-Each score (higher = more in-distribution) gets the metrics of :mod:`supcon.use.ood_metrics`.
+Each score (higher = more in-distribution) gets the metrics of :mod:`supcon.use.ood_curves`.
 :func:`write_ood` writes ``ood.json``, ``ood.csv`` (one row per score) and ``ood_scores.npz`` (the raw
 scores); :func:`ood_rows` gives a table's header and rows for :func:`supcon.report.tables.markdown_table`.
 """
@@ -32,12 +35,13 @@ from supcon.metrics import accuracy
 from supcon.runfiles import write_atomic, write_csv_atomic, write_json_atomic
 from supcon.use.embed import embed_dataset
 from supcon.use.export import EXPORT_JSON
-from supcon.use.ood_metrics import OOD_METRICS, ood_metrics
-from supcon.use.ood_scores import CLASSIFIER_SCORES, DEFAULT_K, OOD_SCORES, fit_bank, ood_scores
+from supcon.use.ood_curves import OOD_METRICS, ood_metrics
+from supcon.use.ood_scoring import CLASSIFIER_SCORES, DEFAULT_K, OOD_SCORES, FeatureBank, fit_bank, ood_scores
 from supcon.use.trained import TrainedModel, load_trained
 
 __all__ = ["OOD_JSON", "OOD_CSV", "OOD_MD", "OOD_SCORES_NPZ", "OOD_SPLITS", "OODResult", "run_ood", "parse_scores",
-           "write_ood", "read_ood", "ood_rows", "model_label"]
+           "write_ood", "read_ood", "ood_rows", "model_label", "OOD_SCORES", "DEFAULT_K", "FeatureBank", "fit_bank",
+           "ood_scores", "ood_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +140,7 @@ def run_ood(checkpoint: str | Path, ood_dataset: str, in_dataset: str | None = N
         ood_dataset: the OOD dataset's spec (``folder:DIR``, ``idx:DIR``, ``digits``...).
         in_dataset: the in-distribution dataset's spec; default: the one the checkpoint was trained on.
         ood_split: which split of the OOD dataset to score: ``test``, ``train`` or ``all``.
-        scores: names from :data:`~supcon.use.ood_scores.OOD_SCORES`; default: every one the checkpoint has.
+        scores: names from :data:`~supcon.use.ood_scoring.OOD_SCORES`; default: every one the checkpoint has.
         k: the kNN score's neighbour (at most the in-distribution training split's size).
         device, batch_size: where and in what batches the encoder runs.
         skip_bad_images: leave unreadable folder images out.
