@@ -24,13 +24,14 @@ from torch import Tensor, nn
 
 from supcon.augment import Normalize, to_float_images
 from supcon.config import Config, config_from_dict, known_config_values
+from supcon.data.adapt import EncoderInput
 from supcon.models import CEModel, LinearClassifier, ProbeClassifier, SupConModel, build_encoder
 from supcon.runfiles import write_atomic
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng",
            "FORMAT", "VERSION", "checkpoint_config", "encoder_from_signature", "load_weights",
            "encoder_from_checkpoint", "source_checkpoint", "ImageClassifier", "load_classifier",
-           "load_supcon_model", "checkpoint_entry", "load_failure"]
+           "load_supcon_model", "checkpoint_entry", "load_failure", "encoder_input"]
 
 FORMAT = "supcon"
 VERSION = 1
@@ -171,6 +172,34 @@ def encoder_from_checkpoint(path: str | Path, cfg: Config | None = None, *,
     load_weights(encoder, {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)},
                  path, f"{sig['arch']!r} encoder")
     return encoder, state
+
+
+def encoder_input(state: Mapping[str, Any], path: str | Path) -> EncoderInput | None:
+    """What the encoder of a pretrain or CE checkpoint takes: channels, image side and the
+    normalisation of its training split (plus the dataset spec and class count it was trained on).
+
+    Returns ``None`` for a checkpoint that does not record its data (``channels``, ``image_size``,
+    ``normalization``): written by hand or by an early version; its encoder is then used as it is.
+
+    Raises:
+        CheckpointError: entries that are there but unusable (not positive ints, or statistics that
+            are not one number per channel).
+    """
+    norm, channels, side = state.get("normalization"), state.get("channels"), state.get("image_size")
+    if channels is None or side is None or not isinstance(norm, Mapping):
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (channels, side)):
+        raise CheckpointError(f"{path}: channels {channels!r} and image_size {side!r} must be positive ints")
+    mean, std = norm.get("mean"), norm.get("std")
+    if not all(isinstance(v, (list, tuple)) and len(v) == channels and all(isinstance(x, (int, float)) for x in v)
+               for v in (mean, std)):
+        raise CheckpointError(f"{path}: its 'normalization' entry must hold {channels} means and {channels} "
+                              f"standard deviations, got {mean!r} and {std!r}")
+    count = state.get("num_classes")
+    dataset = state.get("config", {}).get("dataset") if isinstance(state.get("config"), Mapping) else None
+    return EncoderInput(channels=channels, image_size=side, mean=tuple(float(m) for m in mean),
+                        std=tuple(float(x) for x in std), dataset=str(dataset) if dataset else None,
+                        num_classes=count if isinstance(count, int) and not isinstance(count, bool) else None)
 
 
 def _state_dict_entry(state: Mapping[str, Any], path: str | Path, *keys: str) -> Mapping[str, Any]:

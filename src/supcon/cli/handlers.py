@@ -9,9 +9,10 @@ from typing import Any
 
 from supcon import distributed
 from supcon.cli.args import add_config_flags, add_run_flags, config_from_args, config_from_checkpoint, resume_overwrite
-from supcon.checkpoint import encoder_from_checkpoint
+from supcon.checkpoint import encoder_from_checkpoint, encoder_input, load_checkpoint
 from supcon.config import DEFAULT_RUN_METHODS, RUN_METHODS, Config
 from supcon.data import load_splits
+from supcon.data.adapt import load_adapted_splits
 from supcon.eval.pipeline import launched_as_rank_zero, run_methods
 from supcon.report.plots import training_plots
 from supcon.report.tables import markdown_table
@@ -89,7 +90,13 @@ def add_knn_arguments(p: argparse.ArgumentParser) -> None:
 def run_knn_command(args: argparse.Namespace) -> int:
     cfg = config_from_checkpoint(args)
     rt = setup_runtime(cfg)
-    data = load_splits(cfg)
+    target = encoder_input(load_checkpoint(args.checkpoint, kind=("pretrain", "ce")), args.checkpoint)
+    if target is None:  # a checkpoint that does not record its data: used as it is
+        data = load_splits(cfg)
+    else:  # another dataset is adapted to the encoder as `supcon linear` adapts it
+        data, adaptation = load_adapted_splits(cfg, target, checkpoint=args.checkpoint)
+        if adaptation.is_transfer:
+            print(adaptation.describe())
     encoder, _ = encoder_from_checkpoint(args.checkpoint, cfg, channels=data.channels)
     acc = knn_evaluate(encoder.to(rt.device), data, rt, cfg)
     print(f"kNN (k={cfg.knn_k}) top-1 on {cfg.dataset} test split: {acc:.2f}%")

@@ -4,7 +4,8 @@
 them with the folder reader's own decoder (:class:`supcon.data.decode.ImageDecoder`: high bit depths
 scaled to 8 bits, converted to ``L`` or ``RGB`` for the encoder's channels, shorter side resized to the
 training side, centre-cropped), every core, unreadable files reported rather than raised.
-:func:`match_channels` converts in-memory uint8 images between gray and RGB.
+:func:`match_channels` (from :mod:`supcon.data.adapt`, where the whole transfer rule is stated) converts
+in-memory uint8 images between gray and RGB the way Pillow's ``L`` / ``RGB`` conversion does.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from PIL import Image
 from torch import Tensor
 
 from supcon.config import ConfigError
+from supcon.data.adapt import match_channels
 from supcon.data.decode import ImageDecoder
 
 __all__ = ["IMAGE_MODES", "list_image_files", "decode_images", "match_channels"]
 
 #: Pillow mode of each channel count an encoder may take.
 IMAGE_MODES: dict[int, str] = {1: "L", 3: "RGB"}
-
-# ITU-R 601-2 luma, the weights of Pillow's own RGB -> L conversion.
-_LUMA = (0.299, 0.587, 0.114)
 
 
 def list_image_files(inputs: Iterable[str | Path]) -> list[Path]:
@@ -72,23 +71,3 @@ def decode_images(paths: Sequence[str | Path], channels: int, side: int,
     else:
         images, failures = decoder.decode(names, IMAGE_MODES[channels], side)
     return torch.from_numpy(images), dict(failures)
-
-
-def match_channels(images: Tensor, channels: int) -> Tensor:
-    """uint8 ``(N, C, H, W)`` images as ``channels`` channels: gray repeated to RGB, RGB to luma.
-
-    Returns ``images`` itself when it already has ``channels`` channels.
-
-    Raises:
-        ConfigError: a conversion other than 1 <-> 3 channels.
-    """
-    have = int(images.shape[1])
-    if have == channels:
-        return images
-    if (have, channels) == (1, 3):
-        return images.expand(-1, 3, -1, -1).contiguous()
-    if (have, channels) == (3, 1):
-        weights = torch.tensor(_LUMA, dtype=torch.float32).view(1, 3, 1, 1)
-        return (images.float() * weights).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
-    raise ConfigError(f"images have {have} channels, the encoder takes {channels}: only gray <-> RGB is converted")
-
