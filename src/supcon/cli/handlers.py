@@ -37,12 +37,16 @@ def _inputs(args: argparse.Namespace) -> list[Path]:
     return [args.config] if getattr(args, "config", None) is not None else []
 
 
+_CHECKPOINT_HELP = ("pretrain or CE checkpoint.pt; its encoder may come from another dataset (transfer: the "
+                    "images are resized to its side, gray <-> RGB converted, normalised with its statistics)")
+
+
 def _training_arguments(default_out: str, checkpoint: bool = False) -> Callable[[argparse.ArgumentParser], None]:
     """The flags of a training command: [--checkpoint], --out and its modes, every Config field."""
 
     def add(p: argparse.ArgumentParser) -> None:
         if checkpoint:
-            p.add_argument("--checkpoint", type=Path, required=True, help="pretrain or CE checkpoint.pt")
+            p.add_argument("--checkpoint", type=Path, required=True, help=_CHECKPOINT_HELP)
         add_run_flags(p, default_out)
         add_config_flags(p)
 
@@ -83,7 +87,7 @@ def run_train_ce_command(args: argparse.Namespace) -> int:
 
 
 def add_knn_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", type=Path, required=True, help="pretrain or CE checkpoint.pt")
+    p.add_argument("--checkpoint", type=Path, required=True, help=_CHECKPOINT_HELP)
     add_config_flags(p)
 
 
