@@ -15,9 +15,10 @@ compares AutoAugment, RandAugment, SimAugment (SimCLR's crop + flip + colour dis
 - ``"stacked"``: crop + flip + RandAugment + SimAugment's colour distortion + Gaussian blur.
 - ``"none"``: a deterministic resize to ``image_size`` (the identity when the size already matches).
 
-The building blocks are kornia 0.9 augmentations. kornia's ``AutoAugment``/``RandAugment`` draw one operation
-path per call for the whole batch; :class:`PerSamplePolicy` redraws it per image by routing each image to its own
-branch.
+SimAugment's crop, flip, colour jitter and grayscale are :mod:`supcon.simaugment`'s batched ops (torchvision's
+semantics per image, a few milliseconds per batch on a CPU); AutoAugment, RandAugment and the blur are kornia 0.9
+augmentations. kornia's ``AutoAugment``/``RandAugment`` draw one operation path per call for the whole batch;
+:class:`PerSamplePolicy` redraws it per image by routing each image to its own branch.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from kornia.augmentation.auto import AutoAugment, RandAugment
 from kornia.augmentation.auto.autoaugment.autoaugment import cifar10_policy
 from kornia.augmentation.auto.rand_augment.rand_augment import default_policy as randaugment_policy
 from torch import Tensor, nn
+
+from supcon.simaugment import ColorJitter, RandomGrayscale, RandomResizedCropFlip
 
 __all__ = [
     "AUGMENTATIONS",
@@ -264,24 +267,18 @@ def _blur_kernel_size(image_size: int) -> int:
 
 
 def _crop_and_flip(image_size: int, crop_scale: tuple[float, float], flip: bool) -> list[nn.Module]:
-    # "resample" crops the whole batch with one warp; kornia's default "slice" mode loops over the rows.
-    steps: list[nn.Module] = [
-        K.RandomResizedCrop((image_size, image_size), scale=crop_scale, cropping_mode="resample")
-    ]
-    if flip:
-        steps.append(K.RandomHorizontalFlip(p=0.5))
-    return steps
+    # Crop, resize and flip as one separable resampling per image (two batched matrix products).
+    return [RandomResizedCropFlip(image_size, scale=crop_scale, flip_p=0.5 if flip else 0.0)]
 
 
 def _colour_distortion(channels: int, jitter_strength: float) -> list[nn.Module]:
-    # kornia's ColorJitter (not ColorJiggle) uses torchvision's ColorJitter formulas. Its random step order is
-    # drawn once per call; the factors and the p=0.8 gate are per image.
+    # torchvision's ColorJitter formulas; the p=0.8 gate, the factors and the order are drawn per image.
     brightness, contrast, saturation, hue = (jitter_strength * f for f in JITTER_FACTORS)
     if channels == 1:
         if brightness == 0 and contrast == 0:
             return []
-        return [K.ColorJitter(brightness, contrast, 0.0, 0.0, p=0.8)]
-    return [K.ColorJitter(brightness, contrast, saturation, hue, p=0.8), K.RandomGrayscale(p=0.2)]
+        return [ColorJitter(brightness, contrast, 0.0, 0.0, p=0.8, channels=1)]
+    return [ColorJitter(brightness, contrast, saturation, hue, p=0.8), RandomGrayscale(p=0.2)]
 
 
 def _gaussian_blur(image_size: int) -> nn.Module:
@@ -393,9 +390,9 @@ def make_views(augment: nn.Module, images: Tensor, n_views: int) -> Tensor:
         raise ValueError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")
     n_views = int(n_views)
     batch = images.shape[0]
-    x = to_float_images(images).to(torch.float32)
-    # Rows b*n_views .. b*n_views + n_views - 1 are the views of image b.
-    out = augment(x.repeat_interleave(n_views, dim=0))
+    # Rows b*n_views .. b*n_views + n_views - 1 are the views of image b (repeated before the
+    # conversion to float: a quarter of the bytes for uint8 input).
+    out = augment(to_float_images(images.repeat_interleave(n_views, dim=0)).to(torch.float32))
     if out.ndim != 4 or out.shape[0] != batch * n_views:
         raise ValueError(
             f"augment must return (B * n_views, C, S, S) = ({batch * n_views}, C, S, S), got {tuple(out.shape)}"
