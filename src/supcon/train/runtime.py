@@ -9,11 +9,14 @@ from torch import Tensor, nn
 
 from supcon import distributed as dist_utils
 from supcon.config import Config, ConfigError
-from supcon.devices import autocast, memory_format, resolve_device
+from supcon.devices import autocast, resolve_device
 from supcon.metrics import Inference
 
 __all__ = ["Runtime", "setup_runtime", "seed_everything", "prepare_model", "wrap", "ddp", "unwrap",
-           "place"]
+           "place", "CHANNELS_LAST_DEVICES"]
+
+#: Devices whose convolutions are faster in channels_last (``cfg.channels_last`` applies there).
+CHANNELS_LAST_DEVICES: frozenset[str] = frozenset({"cuda", "cpu"})
 
 
 @dataclass
@@ -38,9 +41,17 @@ class Runtime:
         """The autocast context of this run's forward passes."""
         return autocast(self.device, self.amp_dtype)
 
+    @property
+    def uses_channels_last(self) -> bool:
+        """Whether models and 4-D inputs are channels_last: asked for, on CUDA or the CPU (oneDNN's
+        convolutions run there about 1.5x (cifar-fast) to 2x (ResNet-18) faster in that layout)."""
+        return self.channels_last and self.device.type in CHANNELS_LAST_DEVICES
+
     def format(self, x: Tensor) -> Tensor:
         """Images in the memory layout this run's models expect."""
-        return memory_format(x, self.device, self.channels_last)
+        if self.uses_channels_last and x.ndim == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def inference(self, batch_size: int = 512) -> Inference:
         """How :mod:`supcon.metrics` evaluates models of this run."""
@@ -86,9 +97,9 @@ def place(images: Tensor, device: torch.device) -> Tensor:
 
 
 def prepare_model(model: nn.Module, rt: Runtime) -> nn.Module:
-    """``model`` on the run's device, channels_last on CUDA when asked for."""
+    """``model`` on the run's device, channels_last (CUDA, CPU) when asked for."""
     model = model.to(rt.device)
-    if rt.device.type == "cuda" and rt.channels_last:
+    if rt.uses_channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
 
