@@ -108,7 +108,7 @@ class Config:
     amp: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA) | bf16 | off"})
     threads: int | None = field(default=None, metadata={"help": "CPU threads for torch (default: torch's choice)"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
-    channels_last: bool = field(default=True, metadata={"help": "channels_last memory format on CUDA"})
+    channels_last: bool = field(default=True, metadata={"help": "channels_last memory format on CUDA and CPU (faster convolutions)"})
     loss_chunk: str = field(default="auto", metadata={"help": "loss path: auto | dense | an int block size"})
     log_every: int = field(default=50, metadata={"help": "steps between progress-bar loss updates (host syncs)"})
     plots: bool = field(default=True, metadata={"help": "write PNG plots (loss curves, t-SNE)"})
