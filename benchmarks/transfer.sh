@@ -13,8 +13,11 @@
 #
 # Probe budget (PROBE): 10 epochs of a linear classifier on cached, standardised features (no
 # augmentation), lr 0.1 per 256, batch 256, the encoder's seed (0) and split rules (test_fraction 0.2
-# for the stratified MNIST and digits splits). Given the checkpoints, the 18 probes take about
-# 10-15 minutes on 2 cores (most of it the encoders' passes over CIFAR-10's 60,000 images).
+# for the stratified MNIST and digits splits). Given the checkpoints, the 18 probes take about 8 minutes
+# on 2 quiet cores: one method's 6 probes took 156 s (cifar-fast 32x32 RGB and small 28x28 gray
+# stand-in encoders of configs/cifar10_cpu.yaml and configs/mnist_small.yaml, 2026-12-02), most of it
+# the passes over CIFAR-10's 60,000 images (35 s; 80 s for the MNIST encoder, whose first probe also
+# decodes the JPEGs at 28x28 into the folder cache). Pretraining the MNIST encoders adds their run.
 # The last column is the run's own number from its summary.json (its 30-epoch probe; CE: its own classifier).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,7 +69,7 @@ for from in $FROM; do
   done
   for method in $METHODS; do
     for to in $names; do
-      say "== $from $method -> $to"
+      say "== $from $method -> $to (${SECONDS}s since the start)"
       # shellcheck disable=SC2086
       run "$SUPCON" linear --checkpoint "$source_run/$method/checkpoint.pt" --dataset "$(spec_of "$to")" \
         --out "$OUT/$from-$method/$to" --overwrite $PROBE $FLAGS
@@ -74,6 +77,7 @@ for from in $FROM; do
   done
 done
 
+say "== all probes done in ${SECONDS}s"
 OUT="$OUT" FROM="$FROM" METHODS="$METHODS" CIFAR_RUN="$CIFAR_RUN" MNIST_RUN="$MNIST_RUN" PROBE="$PROBE" \
   "$PYTHON" - <<'EOF' | tee "$OUT/transfer.md"
 import json, os
