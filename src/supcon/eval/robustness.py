@@ -20,6 +20,7 @@ from supcon.config import Config, ConfigError
 from supcon.corruptions import (CORRUPTION_GROUPS, CORRUPTIONS, EXTRA_CORRUPTIONS, corrupt_dataset,
                                 load_corrupted_arrays)
 from supcon.data import DatasetError, load_test_split
+from supcon.data.adapt import match_channels
 from supcon.devices import resolve_device
 from supcon.eval.robustness_metrics import (corruption_errors, error_table, mce, relative_corruption_errors,
                                             relative_mce)
@@ -304,7 +305,9 @@ def run_robustness(checkpoint: str | Path, out: str | Path, *, baseline: str | P
     out = Path(out)
     cfg, classifiers = _load_classifiers(checkpoint, baseline, dev)
     test = load_test_split(cfg)
-    results = evaluate_robustness(classifiers, test.images, test.labels, names, sevs, seed=seed,
+    # a transfer probe's split (a gray dataset for an RGB encoder...) in the channels it trained on
+    images = match_channels(test.images, int(classifiers["model"].info.get("channels") or test.channels))
+    results = evaluate_robustness(classifiers, images, test.labels, names, sevs, seed=seed,
                                   cifar_c=cifar_c, batch_size=batch_size, device=dev, on_result=on_result)
     summary = _summary(results, classifiers, cfg, checkpoint=checkpoint, baseline=baseline, cifar_c=cifar_c,
                        seed=seed, test_images=int(test.images.shape[0]), names=names, sevs=sevs)
