@@ -8,7 +8,7 @@
 #   DATA=/work/data bash benchmarks/training_options.sh              # all steps
 #   DATA=/work/data STEPS="longtail" bash benchmarks/training_options.sh
 #
-# Seed 0 and 2 threads (configs/cifar10_cpu.yaml); on another CPU the numbers move by float rounding.
+# Seed 0 and 2 threads (configs/cifar10_cpu.yaml; README: EXTRA="--threads 1"); on another CPU the numbers move by float rounding.
 # QUICK=1 shrinks every budget to a smoke run (minutes; the numbers then mean nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,13 +17,14 @@ OUT=${OUT:-runs/training-options}
 STEPS=${STEPS:-sampler longtail joint vit}
 SUPCON=${SUPCON:-.venv/bin/supcon}
 PY=${PY:-.venv/bin/python}
+EXTRA=${EXTRA:-}   # more flags for every run, e.g. EXTRA="--threads 1"
 CFG=configs/cifar10_cpu.yaml
 if [[ ${QUICK:-0} == 1 ]]; then
   SUBSET=0.01; SAMPLER_EPOCHS=1; LT_EPOCHS=1; JOINT_EPOCHS=1; VIT_EPOCHS=1; PROBE_EPOCHS=2
 else
   SUBSET=0.1; SAMPLER_EPOCHS=4; LT_EPOCHS=5; JOINT_EPOCHS=15; VIT_EPOCHS=5; PROBE_EPOCHS=30
 fi
-COMMON=(--config $CFG --dataset "folder:$DATA" --linear-epochs $PROBE_EPOCHS --overwrite --no-plots)
+COMMON=(--config $CFG --dataset "folder:$DATA" --linear-epochs $PROBE_EPOCHS --overwrite --no-plots $EXTRA)
 mkdir -p "$OUT"
 
 table() {  # table TITLE LABEL=RUN_DIR ...
