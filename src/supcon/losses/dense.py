@@ -1,8 +1,10 @@
-"""The dense path: the full (anchors x contrast) similarity matrix, differentiated by autograd.
+"""The dense path: the full (anchors x contrast) similarity matrix at once.
 
-Memory grows as ``anchors * contrast``; :func:`supcon.losses.supcon_loss` takes this path below
-:data:`supcon.losses.AUTO_TILED_THRESHOLD` contrast rows under ``chunk_size="auto"``, or always
-with ``chunk_size=None``.
+L_out with the "all" denominator (no cap) goes to :mod:`supcon.losses.dense_out_all` (one saved
+matrix, a hand-written backward); every other option builds the similarity matrix here and lets
+autograd differentiate it. Memory grows as ``anchors * contrast``; :func:`supcon.losses.supcon_loss`
+takes this path with ``chunk_size=None``, or under ``chunk_size="auto"`` below the crossovers
+:data:`supcon.losses.AUTO_DENSE_MAX_BYTES` and :data:`supcon.losses.AUTO_TILED_THRESHOLD`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import math
 import torch
 from torch import Tensor
 
+from supcon.losses.dense_out_all import dense_out_all_row_losses, takes_dense_out_all
+from supcon.losses.group_sums import _is_prefix
 from supcon.losses.logsumexp import _finite, _masked_logsumexp
 from supcon.losses.spec import PositiveSpec
 
@@ -36,6 +40,8 @@ def dense_row_losses(
         losses: (M,), finite (and meaningless) for anchors without positives.
         npos: (M,) long, the number of positive rows of each anchor.
     """
+    if takes_dense_out_all(spec, variant, denominator) and _is_prefix(anchors, contrast):
+        return dense_out_all_row_losses(contrast, anchors.shape[0], spec, inv_t, normalize=False)
     sim = (anchors @ contrast.T) * inv_t
     weights, in_den = spec.block(0, contrast.shape[0])
     weights = weights.to(sim.dtype)

@@ -24,15 +24,34 @@ _SAFE_SHIFT_RANGE = {torch.float32: 40.0, torch.float64: 700.0}
 
 
 def _compact_groups(anchor_group: Tensor, contrast_group: Tensor) -> tuple[Tensor, Tensor]:
-    """Maps both group vectors onto shared ids in ``[0, M + N)`` (sort-based, no device sync)."""
-    keys = torch.cat([anchor_group, contrast_group])
+    """Maps both group vectors onto shared ids in ``[0, M + N)`` (sort-based, no device sync).
+
+    When the anchor groups are the first contrast groups (the same memory), only the contrast
+    groups are sorted.
+    """
+    m = anchor_group.shape[0]
+    if _is_prefix(anchor_group, contrast_group):
+        ids = _compact(contrast_group)
+        return ids[:m], ids
+    ids = _compact(torch.cat([anchor_group, contrast_group]))
+    return ids[:m], ids[m:]
+
+
+def _is_prefix(first: Tensor, rows: Tensor) -> bool:
+    """Whether ``first`` is ``rows[:len(first)]`` (same memory, same strides)."""
+    return (first.data_ptr() == rows.data_ptr() and first.shape[0] <= rows.shape[0]
+            and first.shape[1:] == rows.shape[1:] and first.stride() == rows.stride())
+
+
+def _compact(keys: Tensor) -> Tensor:
+    """Ids in ``[0, len(keys))``, equal exactly where the keys are (no device sync on CUDA)."""
+    if keys.device.type == "cpu":  # unique's output size is known at once on CPU
+        return torch.unique(keys, return_inverse=True)[1]
     sorted_keys, order = torch.sort(keys)
     starts = torch.ones_like(sorted_keys, dtype=torch.long)
     starts[0] = 0
     starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    ids = torch.empty_like(starts).scatter_(0, order, torch.cumsum(starts, 0))
-    m = anchor_group.shape[0]
-    return ids[:m], ids[m:]
+    return torch.empty_like(starts).scatter_(0, order, torch.cumsum(starts, 0))
 
 
 class _PositiveSums:
@@ -44,26 +63,39 @@ class _PositiveSums:
     one (Ga x Gc x dim) matmul with a table.
     """
 
-    def __init__(self, spec: PositiveSpec, dtype: torch.dtype, indicator: bool = False) -> None:
-        self.k = spec.anchor_index
+    def __init__(self, spec: PositiveSpec, dtype: torch.dtype, indicator: bool = False,
+                 prefix: bool = False) -> None:
+        """``prefix``: the anchors are the first M contrast rows (``k_i = i``), as on the dense
+        path; the own-row terms are then slices, and a weight of 1 there is not stored."""
+        self.k = None if prefix else spec.anchor_index
+        m = spec.anchor_group.shape[0]
+        self.w_self: Tensor | None
         if spec.table is None:
             self.g, self.h = _compact_groups(spec.anchor_group, spec.contrast_group)
             self.table = None
             self.n_g = self.n_h = self.g.shape[0] + self.h.shape[0]
-            self.w_self = (self.g == self.h[self.k]).to(dtype)
+            own_group = self.h[:m] if prefix else self.h[self.k]
+            # With the anchor groups a prefix of the contrast groups, w[i, i] = 1 for all i.
+            same = prefix and _is_prefix(spec.anchor_group, spec.contrast_group)
+            self.w_self = None if same else (self.g == own_group).to(dtype)
         else:
             self.g, self.h = spec.anchor_group, spec.contrast_group
             table = spec.table > 0 if indicator else spec.table
             self.table = table.to(dtype)
             self.n_g, self.n_h = self.table.shape
-            self.w_self = self.table[self.g, self.h[self.k]]
+            self.w_self = self.table[self.g, self.h[:m] if prefix else self.h[self.k]]
+
+    def _own(self, x: Tensor) -> Tensor:
+        """(N, d) -> (M, d): ``w[i, k_i] x_{k_i}``."""
+        own = x[: self.g.shape[0]] if self.k is None else x.index_select(0, self.k)
+        return own if self.w_self is None else self.w_self[:, None] * own
 
     def over_contrast(self, x: Tensor) -> Tensor:
         """(N, d) values per contrast row -> (M, d): ``sum_{j != k_i} w_ij x_j`` per anchor."""
         per_group = x.new_zeros(self.n_h, x.shape[1]).index_add_(0, self.h, x)
         if self.table is not None:
             per_group = self.table @ per_group
-        return per_group.index_select(0, self.g) - self.w_self[:, None] * x.index_select(0, self.k)
+        return per_group.index_select(0, self.g).sub_(self._own(x))
 
     def over_anchors(self, y: Tensor) -> Tensor:
         """(M, d) values per anchor -> (N, d): ``sum_{i: k_i != j} w_ij y_i`` per contrast row."""
@@ -71,7 +103,11 @@ class _PositiveSums:
         if self.table is not None:
             per_group = self.table.T @ per_group
         out = per_group.index_select(0, self.h)
-        return out.index_add_(0, self.k, self.w_self[:, None] * y, alpha=-1)
+        own = y if self.w_self is None else self.w_self[:, None] * y
+        if self.k is None:
+            out[: y.shape[0]] -= own
+            return out
+        return out.index_add_(0, self.k, own, alpha=-1)
 
 
 def _fixed_shift(anchors: Tensor, contrast: Tensor, inv_t: float) -> Tensor | None:
@@ -139,24 +175,49 @@ def _lse_without_self(
     return out
 
 
+def _positive_terms(
+    anchors: Tensor, contrast: Tensor, spec: PositiveSpec, inv_t: float, prefix: bool = False,
+) -> tuple[Tensor, Tensor, dict]:
+    """The positive side of L_out from group sums, shared by the tiled and the dense route.
+
+    Returns ``mean_sim`` (M,), ``sum_p wbar_p s_ip``; ``npos`` (M,) long; and the statistics
+    :func:`_positive_grads` needs: ``positives`` (the sums), ``positive_sum`` (M, dim),
+    ``sum_j w_ij z_j``, and ``total`` (M,), the weight sums (1 where there is no positive).
+    ``prefix``: the anchors are the first M contrast rows (see :class:`_PositiveSums`).
+    """
+    positives = _PositiveSums(spec, anchors.dtype, prefix=prefix)
+    ones = contrast.new_ones(contrast.shape[0], 1)
+    # One pass for both: (M, dim + 1) = [sum_j w_ij z_j, sum_j w_ij].
+    sums = positives.over_contrast(torch.cat([contrast, ones], dim=1))
+    positive_sum, total = sums[:, :-1], sums[:, -1]
+    counts = total if spec.table is None else (
+        _PositiveSums(spec, anchors.dtype, indicator=True, prefix=prefix).over_contrast(ones)[:, 0])
+    npos = counts.round().long()
+    safe_total = torch.where(npos > 0, total, torch.ones_like(total))
+    mean_sim = (anchors * positive_sum).sum(1).mul_(inv_t).div_(safe_total)
+    return mean_sim, npos, {"positives": positives, "positive_sum": positive_sum,
+                            "total": safe_total}
+
+
+def _positive_grads(
+    anchors: Tensor, saved: dict, upstream: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Gradients of ``-sum_i upstream_i * sum_j wbar_ij (z_i . z_j)`` w.r.t. anchors and
+    contrast rows (``upstream`` already holds the ``1 / t``), from the group sums."""
+    coef = upstream / saved["total"]
+    grad_anchors = saved["positive_sum"] * coef[:, None]
+    grad_contrast = saved["positives"].over_anchors(coef[:, None] * anchors)
+    return grad_anchors.neg_(), grad_contrast.neg_()
+
+
 def _out_all_forward(
     anchors: Tensor, contrast: Tensor, spec: PositiveSpec, inv_t: float, chunk: int,
 ) -> tuple[Tensor, Tensor, dict]:
     """Losses, positive counts and saved statistics for L_out with the "all" denominator."""
-    positives = _PositiveSums(spec, anchors.dtype)
-    ones = contrast.new_ones(contrast.shape[0], 1)
-    total = positives.over_contrast(ones)[:, 0]
-    counts = total if spec.table is None else (
-        _PositiveSums(spec, anchors.dtype, indicator=True).over_contrast(ones)[:, 0])
-    npos = counts.round().long()
-    safe_total = torch.where(npos > 0, total, torch.ones_like(total))
-    positive_sum = positives.over_contrast(contrast)  # (M, dim): sum_j w_ij z_j
-    weighted_sim = (anchors * positive_sum).sum(1) * inv_t
+    mean_sim, npos, saved = _positive_terms(anchors, contrast, spec, inv_t)
     log_den = _lse_without_self(anchors, contrast, spec.anchor_index, inv_t, chunk)
-    loss = -(weighted_sim / safe_total - log_den)
-    saved = {"positives": positives, "positive_sum": positive_sum, "total": safe_total,
-             "log_den": log_den}
-    return loss, npos, saved
+    saved["log_den"] = log_den
+    return log_den - mean_sim, npos, saved
 
 
 def _out_all_backward(
@@ -170,9 +231,7 @@ def _out_all_backward(
     """
     m_all, n = anchors.shape[0], contrast.shape[0]
     upstream = grad_loss * inv_t
-    coef = upstream / saved["total"]
-    grad_anchors = -coef[:, None] * saved["positive_sum"]
-    grad_contrast = -saved["positives"].over_anchors(coef[:, None] * anchors)
+    grad_anchors, grad_contrast = _positive_grads(anchors, saved, upstream)
     log_den = _finite(saved["log_den"])
     contrast_aug = torch.cat([contrast, contrast.new_ones(n, 1)], dim=1)
     buffer = anchors.new_empty(min(chunk, m_all) * min(chunk, n))

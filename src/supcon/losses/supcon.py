@@ -10,19 +10,29 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from supcon.losses.dense import dense_row_losses
+from supcon.losses.dense_out_all import dense_out_all_row_losses, takes_dense_out_all
 from supcon.losses.spec import build_positive_spec
 from supcon.losses.tiled import tiled_row_losses
 from supcon.losses.validation import (ContrastMode, Denominator, Reduction, Variant,
                                       _check_choices, _check_temperature, _validate)
 
-__all__ = ["supcon_loss", "SupConLoss", "AUTO_TILED_THRESHOLD", "AUTO_CHUNK"]
+__all__ = ["supcon_loss", "SupConLoss", "AUTO_DENSE_MAX_BYTES", "AUTO_TILED_THRESHOLD",
+           "AUTO_CHUNK"]
 
-#: ``chunk_size="auto"`` switches to the tiled path at this many contrast rows.
-AUTO_TILED_THRESHOLD = 8192
-#: Block size the tiled path uses under ``chunk_size="auto"``: 1024 x 1024 blocks (4 MiB in
-#: float32). On an idle CPU they are faster than 2048 x 2048 blocks, which only pay off where
-#: threads compete for cores (a quarter of the parallel regions) or, on CUDA, in fewer launches.
-AUTO_CHUNK = 1024
+# The choices of chunk_size="auto", per device type ("cuda" stands for every non-CPU device).
+# CPU: measured with benchmarks/loss.py (float32, dim 128, one thread, 2026-12-02); CUDA: the
+# values the CUDA path had before, not re-measured (no GPU at hand).
+
+#: L_out with the "all" denominator stays on the dense path while its one saved (anchors x
+#: contrast) matrix takes at most this many bytes. On CPU its three matmuls beat the tiled
+#: path's four at every measured size (256 .. 16384 rows); 1 GiB is 16384 x 16384 float32, an
+#: eighth of what the SupContrast-style code holds there. Past it, the tiled path.
+AUTO_DENSE_MAX_BYTES = {"cpu": 2**30, "cuda": 8191 * 8191 * 4}
+#: The other options (L_in, other denominators, a positives cap) switch to the tiled path at
+#: this many contrast rows.
+AUTO_TILED_THRESHOLD = {"cpu": 8192, "cuda": 8192}
+#: Block size of the tiled path under "auto": 1024 x 1024 blocks (4 MiB in float32).
+AUTO_CHUNK = {"cpu": 1024, "cuda": 1024}
 
 
 def supcon_loss(
@@ -78,8 +88,11 @@ def supcon_loss(
             required with ``labels``. Without labels or mask the extra rows are all negatives.
         contrast_mask: (batch, n_extra) positive weights of the extra rows, with ``mask``.
         chunk_size: None = dense path; an int = tiled path with that block size; "auto" =
-            tiled (blocks of :data:`AUTO_CHUNK` = 1024) from :data:`AUTO_TILED_THRESHOLD` =
-            8192 contrast rows on, dense below.
+            per device type, from measured crossovers: L_out with the "all" denominator (no
+            cap) stays dense while its one (anchors x contrast) matrix fits in
+            :data:`AUTO_DENSE_MAX_BYTES` (CPU: 1 GiB, 16384 x 16384 float32; CUDA: below 8192
+            rows), the other options while there are fewer than :data:`AUTO_TILED_THRESHOLD`
+            contrast rows; past that, tiled in blocks of :data:`AUTO_CHUNK` (1024).
         reduction: "mean" over anchors with at least one positive, "sum" over them, or
             "none" for the (anchors,) vector with 0 where an anchor has no positive.
         check_inputs: check values (syncs): NaN/Inf, negative mask or labels, multi-hot not 0/1.
@@ -94,30 +107,35 @@ def supcon_loss(
     labels, mask, contrast_labels, contrast_mask = _validate(
         features, labels, mask, temperature, base_temperature, variant, contrast_mode, positives_cap,
         denominator, contrast_features, contrast_labels, contrast_mask, chunk_size, reduction, check_inputs)
-    rows, batch, views = _contrast_rows(features, contrast_features, normalize)
+    raw_rows, batch, views = _contrast_rows(features, contrast_features)
     num_anchors = batch if contrast_mode == "one" else batch * views
     spec = build_positive_spec(
         labels, mask, contrast_labels, contrast_mask, batch=batch, views=views,
-        extra=rows.shape[0] - batch * views, num_anchors=num_anchors, positives_cap=positives_cap,
-        dtype=rows.dtype, device=rows.device,
+        extra=raw_rows.shape[0] - batch * views, num_anchors=num_anchors,
+        positives_cap=positives_cap, dtype=raw_rows.dtype, device=raw_rows.device,
     )
-    anchors = rows[:num_anchors]
     inv_t = 1.0 / float(temperature)
-    if _takes_tiled_path(chunk_size, rows.shape[0]):
-        chunk = AUTO_CHUNK if chunk_size == "auto" else chunk_size
-        row_losses, npos = tiled_row_losses(anchors, rows, spec, inv_t, variant, denominator, chunk)
+    path, chunk = _choose_path(chunk_size, raw_rows, num_anchors,
+                               takes_dense_out_all(spec, variant, denominator))
+    if path == "dense_out_all":  # normalises inside: the whole loss is one autograd node
+        row_losses, npos = dense_out_all_row_losses(raw_rows, num_anchors, spec, inv_t, normalize)
     else:
-        row_losses, npos = dense_row_losses(anchors, rows, spec, inv_t, variant, denominator)
+        rows = F.normalize(raw_rows, dim=1) if normalize else raw_rows
+        anchors = rows[:num_anchors]
+        if path == "tiled":
+            row_losses, npos = tiled_row_losses(anchors, rows, spec, inv_t, variant, denominator,
+                                                chunk)
+        else:
+            row_losses, npos = dense_row_losses(anchors, rows, spec, inv_t, variant, denominator)
     scale = 1.0 if base_temperature is None else float(temperature) / float(base_temperature)
-    return _reduce(row_losses, npos, scale, reduction, check_inputs)
+    return _reduce(row_losses, npos, scale, reduction, check_inputs,
+                   zeroed=path == "dense_out_all")
 
 
-def _contrast_rows(
-    features: Tensor, contrast_features: Tensor | None, normalize: bool
-) -> tuple[Tensor, int, int]:
+def _contrast_rows(features: Tensor, contrast_features: Tensor | None) -> tuple[Tensor, int, int]:
     """All contrast rows in the compute dtype (float64 for float64 input, else float32): the
-    batch's views view-major (row ``v * batch + b``), then the extra rows; L2-normalised with
-    ``normalize``. Returns (rows, batch, views)."""
+    batch's views view-major (row ``v * batch + b``), then the extra rows; not yet normalised.
+    Returns (rows, batch, views)."""
     compute_dtype = torch.float64 if features.dtype == torch.float64 else torch.float32
     if features.ndim == 2:
         features = features[:, None, :]
@@ -125,33 +143,63 @@ def _contrast_rows(
     rows = features.transpose(0, 1).reshape(batch * views, -1).to(compute_dtype)
     if contrast_features is not None:
         rows = torch.cat([rows, contrast_features.to(device=features.device, dtype=compute_dtype)])
-    if normalize:
-        rows = F.normalize(rows, dim=1)
     return rows, batch, views
 
 
-def _takes_tiled_path(chunk_size: int | str | None, n_contrast: int) -> bool:
-    """An int always tiles, None never does, "auto" from :data:`AUTO_TILED_THRESHOLD` rows on."""
-    return chunk_size is not None and (chunk_size != "auto" or n_contrast >= AUTO_TILED_THRESHOLD)
+def _choose_path(
+    chunk_size: int | str | None, rows: Tensor, num_anchors: int, out_all: bool,
+) -> tuple[str, int]:
+    """("dense_out_all" | "dense" | "tiled", block size) for this call.
+
+    An int always tiles with that block size and None never tiles. "auto" follows the
+    measured crossovers of :data:`AUTO_DENSE_MAX_BYTES` and :data:`AUTO_TILED_THRESHOLD` for
+    the rows' device type (the "cpu" entries; every other device takes the "cuda" ones).
+    ``out_all``: L_out with the "all" denominator and no cap, which the saved-matrix route
+    (:mod:`supcon.losses.dense_out_all`) computes.
+    """
+    n = rows.shape[0]
+    if chunk_size is None:
+        return ("dense_out_all" if out_all else "dense"), 0
+    if chunk_size != "auto":
+        return "tiled", int(chunk_size)
+    device = "cpu" if rows.device.type == "cpu" else "cuda"
+    if out_all:
+        matrix_bytes = num_anchors * n * rows.element_size()
+        if matrix_bytes <= AUTO_DENSE_MAX_BYTES[device]:
+            return "dense_out_all", 0
+        return "tiled", AUTO_CHUNK[device]
+    if n < AUTO_TILED_THRESHOLD[device]:
+        return "dense", 0
+    return "tiled", AUTO_CHUNK[device]
 
 
 def _reduce(
-    row_losses: Tensor, npos: Tensor, scale: float, reduction: str, check_inputs: bool
+    row_losses: Tensor, npos: Tensor, scale: float, reduction: str, check_inputs: bool,
+    zeroed: bool = False,
 ) -> Tensor:
-    """Zeroes anchors without positives, scales, and reduces over the anchors with one."""
+    """Zeroes anchors without positives (unless ``zeroed``: already done), scales, and reduces
+    over the anchors with one."""
     valid = npos > 0
     n_valid = valid.sum()
-    if check_inputs and int(n_valid) == 0:  # the only device sync, skipped with check_inputs=False
-        raise ValueError(
-            "no anchor has a positive: check labels/mask (does every class appear only once "
-            "with a single view?)"
-        )
-    row_losses = torch.where(valid, row_losses, torch.zeros_like(row_losses)) * scale
+    if check_inputs:  # the only device sync, skipped with check_inputs=False
+        count = int(n_valid)
+        if count == 0:
+            raise ValueError(
+                "no anchor has a positive: check labels/mask (does every class appear only once "
+                "with a single view?)"
+            )
+        n_valid = count
+    else:
+        n_valid = n_valid.clamp_min(1)
+    if not zeroed:
+        row_losses = torch.where(valid, row_losses, torch.zeros_like(row_losses))
+    if scale != 1.0:
+        row_losses = row_losses * scale
     if reduction == "none":
         return row_losses
     if reduction == "sum":
         return row_losses.sum()
-    return row_losses.sum() / n_valid.clamp_min(1)
+    return row_losses.sum() / n_valid
 
 
 class SupConLoss(nn.Module):
