@@ -17,12 +17,13 @@ STEPS=${STEPS:-run robustness sweep labels}
 SHORT_EPOCHS=${SHORT_EPOCHS:-4}   # budget of the sweep and the 10 % label runs
 SUPCON=${SUPCON:-.venv/bin/supcon}
 CFG=configs/cifar10_cpu.yaml
+EXTRA=${EXTRA:-}   # more flags for every command, e.g. EXTRA="--threads 1" next to other jobs
 mkdir -p "$OUT"
 
 for step in $STEPS; do
   case $step in
     run)  # linear-probe and kNN top-1 of the three methods, same budget
-      $SUPCON run --config $CFG --dataset "folder:$DATA" --out "$OUT/run" --overwrite ;;
+      $SUPCON run --config $CFG --dataset "folder:$DATA" --out "$OUT/run" --overwrite $EXTRA ;;
     robustness)  # all 15 corruptions x 5 severities of the 10,000 test images; CE is the baseline
       $SUPCON robustness --checkpoint "$OUT/run/supcon/linear/checkpoint.pt" \
         --baseline "$OUT/run/ce/checkpoint.pt" --out "$OUT/robustness-supcon"
@@ -30,10 +31,10 @@ for step in $STEPS; do
         --baseline "$OUT/run/ce/checkpoint.pt" --out "$OUT/robustness-simclr" ;;
     sweep)  # temperature at a shorter budget: each method's spread (CE has no temperature: one run)
       $SUPCON sweep --config $CFG --dataset "folder:$DATA" --epochs "$SHORT_EPOCHS" \
-        --grid temperature=0.05,0.1,0.5 --methods supcon,simclr,ce --out "$OUT/sweep" --overwrite ;;
+        --grid temperature=0.05,0.1,0.5 --methods supcon,simclr,ce --out "$OUT/sweep" --overwrite $EXTRA ;;
     labels)  # 10 % of the training labels (and images), shorter budget
       $SUPCON run --config $CFG --dataset "folder:$DATA" --epochs "$SHORT_EPOCHS" --label-fraction 0.1 \
-        --out "$OUT/labels-10" --overwrite ;;
+        --out "$OUT/labels-10" --overwrite $EXTRA ;;
     *) echo "unknown step $step (run robustness sweep labels)" >&2; exit 2 ;;
   esac
 done
