@@ -36,6 +36,13 @@ def _run(*flags: str, timeout: int = 600) -> subprocess.CompletedProcess:
                           timeout=timeout, env=env, cwd=ROOT)
 
 
+def _table(lines: list[str], header: str) -> list[str]:
+    """The rows of the Markdown table under ``header`` (up to the first blank line)."""
+    start = lines.index(header) + 2
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return lines[start:end]
+
+
 def test_quick_cpu_run_prints_both_paths(tmp_path: Path) -> None:
     # Smaller than --quick alone (batch 4, no warm-up, one timed step): ~7 s of CPU, mostly imports.
     out = tmp_path / "throughput.json"
@@ -43,14 +50,16 @@ def test_quick_cpu_run_prints_both_paths(tmp_path: Path) -> None:
                 "--workers", "0", "--json", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    assert "| model | path | images/s | speedup (a)/(b) | MFU |" in lines
-    rows = [line for line in lines if line.startswith("| resnet18 |")]
-    assert len(rows) == 2, proc.stdout
-    assert "(a) ours" in rows[0] and "(b) reference" in rows[1]
+    rows = _table(lines, "| model | path | images/s | vs (b) reference | vs row above | MFU |")
+    assert len(rows) == 2 and all(r.startswith("| resnet18 |") for r in rows), proc.stdout
+    assert "(a) ours (defaults)" in rows[0] and "(b) reference" in rows[1]
     for row in rows:
         rate = row.split("|")[3].strip()
         assert re.fullmatch(r"[\d,]+", rate) and float(rate.replace(",", "")) > 0, row
-        assert re.search(r"\d+\.\d\dx", row), row  # both paths measured: a speedup is shown
+        assert re.search(r"\d+\.\d\dx", row), row  # both paths measured: a ratio is shown
+    split = _table(lines, "| model | path | step ms | augmentation | data | forward | loss | backward | optimizer "
+                          "| other |")
+    assert [r.split("|")[2].strip() for r in split] == ["(a) project", "(b) reference"], proc.stdout
     assert "torch " in proc.stdout and "command: `python" in proc.stdout
     data = json.loads(out.read_text())
     assert [r["path"] for r in data["rows"]] == ["ours", "reference"]
@@ -58,6 +67,22 @@ def test_quick_cpu_run_prints_both_paths(tmp_path: Path) -> None:
         assert r["images_per_s"] > 0 and r["batch"] == 4 and "error" not in r
         # ResNet-18, CIFAR stem: ~0.56 GMACs per 32x32 view -> 3 x 2 views x 2 x 0.56e9 FLOPs.
         assert 6e9 < r["flops_per_image"] < 7.5e9
+        assert r["split_ms"]["step"] > 0 and r["split_ms"]["forward"] > 0
+    assert data["rows"][0]["split_ms"]["augmentation"] > 0 and data["rows"][1]["split_ms"]["data"] > 0
+
+
+@pytest.mark.slow
+def test_every_variant_of_our_path_runs(tmp_path: Path) -> None:
+    # The CPU history of our step (kornia before, batched augmentation, channels_last, bf16) on cifar-fast.
+    out = tmp_path / "throughput.json"
+    proc = _run("--quick", "--batch", "4", "--warmup", "0", "--steps", "1", "--device", "cpu", "--models",
+                "cifar-fast", "--paths", "ours", "--ours", "kornia,batched-aug,project,bf16", "--json", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["kornia", "batched-aug", "project", "bf16"]
+    assert [r["channels_last"] for r in rows] == [False, False, True, True]
+    assert [r["amp"] for r in rows] == ["fp32", "fp32", "fp32", "bfloat16"]
+    assert all(r["images_per_s"] > 0 for r in rows)
 
 
 @pytest.mark.slow
