@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from supcon.losses.group_sums import _positive_grads, _positive_terms
+from supcon.losses.logsumexp import _LOG2_E
 from supcon.losses.spec import PositiveSpec
 
 __all__ = ["dense_out_all_row_losses", "takes_dense_out_all"]
@@ -30,7 +31,6 @@ __all__ = ["dense_out_all_row_losses", "takes_dense_out_all"]
 #: Largest ``max |s_ij|`` for which ``exp(s_ij)`` is taken without a shift: ``exp(+-20)`` and
 #: row sums of up to ``N e^20`` stay normal float32 numbers (float64: ``exp(+-350)``).
 _NO_SHIFT_LIMIT = {torch.float32: 20.0, torch.float64: 350.0}
-_LOG2_E = 1.0 / math.log(2.0)
 _LN_2 = math.log(2.0)
 #: ``F.normalize``'s floor on the norm.
 _NORM_EPS = 1e-12

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor
 
-from supcon.losses.logsumexp import _column_blocks, _finite, _OnlineLSE
+from supcon.losses.logsumexp import _LOG2_E, _column_blocks, _finite, _OnlineLSE
 from supcon.losses.spec import PositiveSpec
 
 #: Largest spread ``2 * shift`` of exponents the fixed shift takes on: ``exp(-x)`` stays a normal
@@ -146,17 +146,18 @@ def _lse_without_self(
     buffer = anchors.new_empty(min(chunk, m_all) * min(chunk, n))
     out = anchors.new_empty(m_all)
     if shift is not None:
-        # exp(s - shift) straight out of the matmul: [z_i / t, -shift_i] . [z_j, 1].
+        # exp(s - shift) straight out of the matmul: [z_i / t, -shift_i] . [z_j, 1], in base 2
+        # (log2(e) folded in: exp2 runs about 4x faster than exp on CPU).
         contrast_aug = torch.cat([contrast, contrast.new_ones(n, 1)], dim=1)
         for r0 in range(0, m_all, chunk):
             r1 = min(r0 + chunk, m_all)
-            a_aug = torch.cat([anchors[r0:r1] * inv_t, -shift[r0:r1, None]], dim=1)
+            a_aug = torch.cat([anchors[r0:r1] * inv_t, -shift[r0:r1, None]], dim=1).mul_(_LOG2_E)
             total = anchors.new_zeros(r1 - r0)
             for c0 in _column_blocks(n, chunk):
                 c1 = min(c0 + chunk, n)
                 block = buffer[: (r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0)
                 torch.mm(a_aug, contrast_aug[c0:c1].T, out=block)
-                block.exp_()
+                block.exp2_()
                 _set_self(block, anchor_index[r0:r1] - c0, 0.0)
                 total += block.sum(1)
             out[r0:r1] = torch.log(total) + shift[r0:r1]
@@ -237,14 +238,14 @@ def _out_all_backward(
     buffer = anchors.new_empty(min(chunk, m_all) * min(chunk, n))
     for r0 in range(0, m_all, chunk):
         r1 = min(r0 + chunk, m_all)
-        a_aug = torch.cat([anchors[r0:r1] * inv_t, -log_den[r0:r1, None]], dim=1)
+        a_aug = torch.cat([anchors[r0:r1] * inv_t, -log_den[r0:r1, None]], dim=1).mul_(_LOG2_E)
         a_up = anchors[r0:r1] * upstream[r0:r1, None]
         softmax_sum = anchors.new_zeros(r1 - r0, anchors.shape[1])
         for c0 in _column_blocks(n, chunk):
             c1 = min(c0 + chunk, n)
             block = buffer[: (r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0)
             torch.mm(a_aug, contrast_aug[c0:c1].T, out=block)
-            block.exp_()
+            block.exp2_()
             _set_self(block, anchor_index[r0:r1] - c0, 0.0)  # may be inf before: set, not scale
             softmax_sum.addmm_(block, contrast[c0:c1])
             grad_contrast[c0:c1].addmm_(block.T, a_up)

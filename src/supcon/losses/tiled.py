@@ -18,7 +18,7 @@ from torch import Tensor
 
 from supcon import kernels
 from supcon.losses.group_sums import _out_all_backward, _out_all_forward
-from supcon.losses.logsumexp import _column_blocks, _finite, _OnlineLSE
+from supcon.losses.logsumexp import _column_blocks, _exp_inplace, _finite, _OnlineLSE
 from supcon.losses.spec import PositiveSpec
 
 __all__ = ["tiled_row_losses"]
@@ -146,7 +146,7 @@ def _one_positive_sweep(
 def _masked_exp(values: Tensor, keep: Tensor, shift: Tensor) -> Tensor:
     """``exp(values - shift[:, None])`` where ``keep``, exactly 0 elsewhere (never inf * 0)."""
     out = torch.where(keep, values, torch.full_like(values[:1, :1], -math.inf))
-    return out.sub_(shift[:, None]).exp_()
+    return _exp_inplace(out.sub_(shift[:, None]))
 
 
 def _tiled_block_grad(
