@@ -21,7 +21,8 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/loss.py
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
+	$(BIN)/python benchmarks/loss.py --device cpu --threads 1
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info .pytest_cache
