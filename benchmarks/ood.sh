@@ -8,8 +8,9 @@
 #
 #   DATA=/work/data STEPS=run bash benchmarks/cifar10_cpu.sh      # the CIFAR-10 run folder (~25 min)
 #   supcon run --config configs/mnist_small.yaml --out runs/mnist  # the MNIST encoders (or STEPS="mnist-train ...")
-#   bash benchmarks/ood.sh                                          # both pairs
+#   bash benchmarks/ood.sh                                          # all three in-distribution sets
 #   STEPS=mnist bash benchmarks/ood.sh                              # MNIST -> digits only
+#   make demo && STEPS=digits bash benchmarks/ood.sh                # digits (in) -> the MNIST test set
 #
 # The linear-probe checkpoints of SupCon and SimCLR carry their frozen encoder's representation plus
 # a classifier (so MSP and energy too); CE's checkpoint is its own classifier. CPU, seed of each run.
@@ -17,11 +18,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CIFAR_RUN=${CIFAR_RUN:-runs/cifar10-cpu/run}   # supcon run layout: supcon/linear/, simclr/linear/, ce/
 MNIST_RUN=${MNIST_RUN:-runs/mnist}
+DEMO_RUN=${DEMO_RUN:-runs/demo}                # `make demo`: the digits encoders
 MNIST=${MNIST:-../shared/data/mnist-test}      # the MNIST test set, IDX gz
 CIFAR_OOD=${CIFAR_OOD:-"idx:$MNIST digits"}    # OOD datasets of the CIFAR-10 encoders
 MNIST_OOD=${MNIST_OOD:-digits}                 # OOD datasets of the MNIST encoders
+DIGITS_OOD=${DIGITS_OOD:-"idx:$MNIST"}          # OOD datasets of the digits encoders (STEPS=digits)
 OUT=${OUT:-runs/ood}
-STEPS=${STEPS:-cifar mnist}
+STEPS=${STEPS:-cifar mnist digits}
 K=${K:-50}
 METHODS=${METHODS:-supcon simclr ce}
 SUPCON=${SUPCON:-.venv/bin/supcon}
@@ -61,7 +64,9 @@ for step in $STEPS; do
       score_run CIFAR-10 "$CIFAR_RUN" $CIFAR_OOD ;;
     mnist)  # shellcheck disable=SC2086
       score_run MNIST "$MNIST_RUN" $MNIST_OOD ;;
-    *) echo "unknown step $step (mnist-train cifar mnist)" >&2; exit 2 ;;
+    digits)  # shellcheck disable=SC2086
+      score_run digits "$DEMO_RUN" $DIGITS_OOD ;;
+    *) echo "unknown step $step (mnist-train cifar mnist digits)" >&2; exit 2 ;;
   esac
 done
 
