@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:?set DATA to the folder holding CIFAR-10 train/ and test/}
 OUT=${OUT:-runs/cifar10-cpu}
 STEPS=${STEPS:-run robustness sweep labels}
-SHORT_EPOCHS=${SHORT_EPOCHS:-4}   # budget of the sweep and the 10 % label runs
+SHORT_EPOCHS=${SHORT_EPOCHS:-6}     # budget of the sweep and the 10 % label runs:
+SHORT_FRACTION=${SHORT_FRACTION:-0.1}  # ... this class-balanced fraction of the training split (5,000 images)
 SUPCON=${SUPCON:-.venv/bin/supcon}
 CFG=configs/cifar10_cpu.yaml
 EXTRA=${EXTRA:-}   # more flags for every command, e.g. EXTRA="--threads 1" next to other jobs
@@ -29,11 +30,13 @@ for step in $STEPS; do
         --baseline "$OUT/run/ce/checkpoint.pt" --out "$OUT/robustness-supcon"
       $SUPCON robustness --checkpoint "$OUT/run/simclr/linear/checkpoint.pt" \
         --baseline "$OUT/run/ce/checkpoint.pt" --out "$OUT/robustness-simclr" ;;
-    sweep)  # temperature at a shorter budget: each method's spread (CE has no temperature: one run)
+    sweep)  # temperature at a shorter budget (10 % of the training split): each method's spread (CE
+            # has no temperature: one run); its temperature-0.1 points are the 10 % label runs
       $SUPCON sweep --config $CFG --dataset "folder:$DATA" --epochs "$SHORT_EPOCHS" \
+        --label-fraction "$SHORT_FRACTION" \
         --grid temperature=0.05,0.1,0.5 --methods supcon,simclr,ce --out "$OUT/sweep" --overwrite $EXTRA ;;
-    labels)  # 10 % of the training labels (and images), shorter budget
-      $SUPCON run --config $CFG --dataset "folder:$DATA" --epochs "$SHORT_EPOCHS" --label-fraction 0.1 \
+    labels)  # 10 % of the training labels (and images), shorter budget (= the sweep's t = 0.1 runs)
+      $SUPCON run --config $CFG --dataset "folder:$DATA" --epochs "$SHORT_EPOCHS" --label-fraction "$SHORT_FRACTION" \
         --out "$OUT/labels-10" --overwrite $EXTRA ;;
     *) echo "unknown step $step (run robustness sweep labels)" >&2; exit 2 ;;
   esac
