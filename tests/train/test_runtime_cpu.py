@@ -1,4 +1,4 @@
-"""channels_last on the CPU: a run that asks for it gets channels_last models and image batches."""
+"""How a CPU run computes: channels_last models and image batches, and malloc keeping freed memory."""
 
 from __future__ import annotations
 
@@ -28,3 +28,14 @@ def test_channels_last_off_keeps_the_default_layout() -> None:
     assert not rt.uses_channels_last and rt.format(images) is images
     conv = nn.Conv2d(3, 4, 3)
     assert prepare_model(conv, rt).weight.is_contiguous()
+
+
+def test_keep_freed_memory_applies_on_glibc_and_training_still_runs() -> None:
+    import platform
+
+    from supcon.train.runtime import keep_freed_memory
+
+    applied = keep_freed_memory()
+    assert applied == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    big = torch.ones(16 * 2**20)  # 64 MiB, above glibc's default mmap threshold
+    assert float(big.sum()) == 16 * 2**20
