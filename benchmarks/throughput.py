@@ -2,11 +2,12 @@
 
 Two paths train the same encoder (``--models``: the CPU CIFAR encoder ``cifar-fast``, CIFAR-stem
 ResNets; + MLP head) on the same synthetic uint8 32x32 RGB data (100 classes), 2 views per image,
-measured in the same process on the same device, one after the other:
+measured in one run on the same device, one after the other, each row in a fresh process
+(throughput_run.py: no allocator, thread-pool or memory state carries over between rows):
 
 * ``ours`` (throughput_ours.py): the step :func:`supcon.train.methods.pretrain` runs, from the
-  engine's own pieces; on CPU also earlier states of it (``--ours kornia,batched-aug,project``)
-  so that one run shows what each change bought.
+  engine's own pieces; on CPU also earlier states of it (``--ours kornia,batched-aug,channels-last,
+  project``) so that one run shows what each change bought.
 * ``reference`` (throughput_reference.py): the style of the original SupContrast code, Pillow
   transforms of the same augmentation in DataLoader workers, fp32 eager.
 
@@ -15,6 +16,8 @@ Timing: ``--warmup`` untimed steps (compilation and cuDNN autotuning happen ther
 seconds (an image is one sample; each carries 2 views). The reference times
 ``max(--steps, 4 x workers)`` steps unless ``--reference-steps`` says otherwise: its workers deliver
 batches in rounds of ``workers``, and a window of a few rounds keeps that quantisation small.
+``--repeats`` rounds over all rows (3 on CPU, where other processes come and go) show each row's
+median round.
 
 Time split: milliseconds per step in augmentation (views, normalisation, memory layout), waiting for
 data (the reference's DataLoader), forward (encoder + head), loss, backward (with zero_grad),
@@ -40,93 +43,33 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gc
 import json
+import multiprocessing
 import os
 import platform
 import shlex
 import sys
-import time
-import traceback
-import warnings
-from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the throughput_*.py next to this file
 
-from throughput_ours import VARIANTS, ours_setup  # noqa: E402
-from throughput_recipe import (IMAGE_SIZE, MEAN, PHASES, STD, TEMPERATURE, VIEWS, PhaseTimer,  # noqa: E402,F401
-                               forward_flops_per_image, peak_flops, synthetic_dataset)
+from throughput_ours import VARIANTS  # noqa: E402
+from throughput_recipe import IMAGE_SIZE, MEAN, PHASES, STD, TEMPERATURE, VIEWS, peak_flops  # noqa: E402,F401
+from throughput_run import run_row  # noqa: E402
 from throughput_reference import SimAugmentPIL, TwoCropTransform, reference_supcon_loss  # noqa: E402,F401
 
 PATHS = ("ours", "reference")
 CUDA_DEFAULTS: dict[str, Any] = {"batch": 1024, "steps": 20, "warmup": 5, "models": "resnet18,resnet50",
                                  "width": 1, "ours": "project", "split_steps": 3, "repeats": 1}
 CPU_DEFAULTS: dict[str, Any] = {"batch": 256, "steps": 10, "warmup": 2, "models": "cifar-fast,resnet18",
-                                "width": 1, "ours": "kornia,batched-aug,project", "split_steps": 0, "repeats": 3}
+                                "width": 1, "ours": "kornia,batched-aug,channels-last,project", "split_steps": 0,
+                                "repeats": 3}
 QUICK_DEFAULTS: dict[str, Any] = {"batch": 16, "steps": 2, "warmup": 1, "models": "resnet18", "width": 1,
                                   "ours": "project", "split_steps": 1, "repeats": 1}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_steps(step: Callable[[int], Tensor], device: torch.device, warmup: int, steps: int,
-               timer: PhaseTimer) -> tuple[float, dict[str, float] | None]:
-    """Seconds for ``steps`` steps after ``warmup`` untimed ones, and (CPU) their time split."""
-    for i in range(warmup):
-        step(i)
-    _sync(device)
-    if device.type == "cpu":
-        timer.start(sync=False)
-    t0 = time.perf_counter()
-    for i in range(warmup, warmup + steps):
-        step(i)
-    _sync(device)
-    seconds = time.perf_counter() - t0
-    return seconds, timer.stop() if device.type == "cpu" else None
-
-
-def split_steps(step: Callable[[int], Tensor], timer: PhaseTimer, first: int, steps: int) -> dict[str, float]:
-    """The time split of ``steps`` untimed steps, synchronised at every phase boundary (CUDA)."""
-    timer.start(sync=True)
-    for i in range(first, first + steps):
-        step(i)
-    return timer.stop()
-
-
-def count_syncs(step: Callable[[int], Tensor], device: torch.device, first: int, steps: int = 2) -> float | None:
-    """Host-device synchronisations per step (CUDA only), from the sync-debug warnings."""
-    if device.type != "cuda" or steps < 1:
-        return None
-    _sync(device)
-    previous = torch.cuda.get_sync_debug_mode()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            for i in range(first, first + steps):
-                step(i)
-        finally:
-            torch.cuda.set_sync_debug_mode(previous)
-    _sync(device)
-    return sum(1 for w in caught if "synchroniz" in str(w.message).lower()) / steps
-
-
-def _free(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -150,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="DataLoader workers of the reference path (default: min(8, cpu count))")
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated: ours,reference")
     parser.add_argument("--ours", default=None, help="variants of the project's path, comma-separated: "
-                        f"{','.join(VARIANTS)} (CPU: kornia,batched-aug,project; CUDA: project)")
+                        f"{','.join(VARIANTS)} (CPU: all but bf16; CUDA: project)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="rounds over all rows; each row shows its median round (CPU 3, CUDA 1)")
     parser.add_argument("--dataset-size", type=int, default=50_000, help="synthetic training images")
@@ -201,51 +144,6 @@ def _resolve_device(name: str) -> torch.device:
     return device
 
 
-def run_one(path: str, variant: str | None, arch: str, args: argparse.Namespace, images: Tensor,
-            labels: Tensor) -> dict[str, Any]:
-    """Times one (model, path, variant); returns its row (``error`` set where it could not run)."""
-    from throughput_reference import reference_setup
-
-    device = args.device
-    row: dict[str, Any] = {"model": arch, "width": args.width, "path": path, "variant": variant, "batch": args.batch}
-    timer = PhaseTimer(device)
-    step = model = batches = None
-    try:
-        if path == "ours":
-            step, model, _, info = ours_setup(arch, args.width, args.batch, str(device), args.compile, images,
-                                              labels, VARIANTS[variant], timer)
-            row.update(info)
-            steps = args.steps
-        else:
-            step, model, batches = reference_setup(arch, args.width, args.batch, device, args.workers,
-                                                   images, labels, args.seed, timer)
-            row.update(amp="fp32", compile=False, channels_last=False, fused_sgd=False,
-                       augment=f"Pillow, {args.workers} DataLoader workers")
-            steps = args.reference_steps
-        row["flops_per_image"] = 3 * forward_flops_per_image(model, device, min(args.batch, 8))
-        seconds, split = time_steps(step, device, args.warmup, steps, timer)
-        row.update(steps=steps, seconds=seconds, images_per_s=args.batch * steps / seconds)
-        if split is None and args.split_steps:
-            split = split_steps(step, timer, args.warmup + steps, args.split_steps)
-        row["split_ms"] = split
-        row["syncs_per_step"] = count_syncs(step, device, args.warmup + steps + args.split_steps)
-        if device.type == "cuda":
-            row["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-    except Exception as exc:  # one failing row must not lose the others
-        if _is_oom(exc):
-            row["error"] = "out of memory"
-        else:
-            traceback.print_exc()
-            row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
-            row["failed"] = True
-    finally:
-        step = model = batches = None  # noqa: F841 (drop the DataLoader workers and the model)
-        _free(device)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-    return row
-
-
 def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The round with the median images/s (the lower middle one of an even count), with every
     round's images/s in ``images_per_s_rounds``; a failed round wins (its error is shown)."""
@@ -262,7 +160,8 @@ def _label(row: dict[str, Any]) -> str:
     if row["path"] == "reference":
         return f"(b) reference: {row.get('augment', '')}, fp32 eager"
     label = f"(a) {row.get('variant_label', row.get('variant'))}: {row.get('augment', '')}, {row.get('amp', '')}"
-    for key, text in (("channels_last", "channels_last"), ("fused_sgd", "fused SGD"), ("compile", "compile")):
+    for key, text in (("channels_last", "channels_last"), ("keeps_freed_memory", "malloc keeps freed memory"),
+                      ("fused_sgd", "fused SGD"), ("compile", "compile")):
         if row.get(key):
             label += f", {text}"
     return label
@@ -312,11 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
     need = args.batch * (args.warmup + max(args.steps, args.reference_steps) + args.split_steps + 4)
     n_images = max(args.dataset_size, need) if not args.quick else need
-    images, labels = synthetic_dataset(n_images, args.seed)
     peak, peak_source = peak_flops(device, args.peak_tflops)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (
         f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -333,10 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     keys = [(arch, path, variant) for arch in args.models for path in args.paths
             for variant in (args.ours if path == "ours" else [None])]
+    settings = {"device": str(device), "threads": args.threads, "n_images": n_images, "seed": args.seed,
+                "batch": args.batch, "width": args.width, "warmup": args.warmup, "steps": args.steps,
+                "reference_steps": args.reference_steps, "split_steps": args.split_steps,
+                "workers": args.workers, "compile": args.compile}
     runs: dict[tuple, list[dict[str, Any]]] = {key: [] for key in keys}
+    spawn = multiprocessing.get_context("spawn")
     for repeat in range(args.repeats):  # rounds over every row, so slow spells on the machine hit all rows
         for key in keys:
-            row = run_one(key[1], key[2], key[0], args, images, labels)
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:  # a fresh process per row
+                row = pool.submit(run_row, settings, *key).result()
             runs[key].append(row)
             rate = row.get("images_per_s")
             print(f"# round {repeat + 1}: {' '.join(k for k in key if k)}: "

@@ -7,9 +7,11 @@ layout, encoder + head under the run's autocast, ``SupConLoss``). The uint8 data
 device (``place``); each step indexes a batch there and never reads a value back to the host.
 
 Variants replay the CPU history of this step so that one run shows what each change bought
-(:data:`VARIANTS`): ``kornia`` is the step before (kornia's SimAugment, contiguous tensors),
-``batched-aug`` swaps in :mod:`supcon.simaugment`'s batched ops, ``project`` adds channels_last on
-the CPU (the defaults: this is "ours"), ``bf16`` adds ``--amp bf16`` (CPU autocast, opt-in).
+(:data:`VARIANTS`): ``kornia`` is the step before (kornia's SimAugment, contiguous tensors,
+glibc's malloc defaults), ``batched-aug`` swaps in :mod:`supcon.simaugment`'s batched ops,
+``channels-last`` adds channels_last on the CPU, ``project`` lets malloc keep freed memory
+(:func:`supcon.train.runtime.keep_freed_memory`; the defaults: this is "ours"), ``bf16`` adds
+``--amp bf16`` (CPU autocast, opt-in).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from supcon.augment import AugmentationPipeline, Normalize, build_augmentation
 from supcon.config import Config
 from supcon.train.methods.pretrain import EncoderAndHead, build_supcon_model, contrastive_step
 from supcon.train.optim import build_optimizer, learning_rate, set_learning_rate
+from supcon.train import runtime as runtime_module
 from supcon.train.runtime import Runtime, place, prepare_model, setup_runtime, wrap
 
 __all__ = ["VARIANTS", "Variant", "ours_setup", "kornia_simaugment"]
@@ -41,14 +44,16 @@ class Variant:
     augment: str  # "project" (supcon.augment) | "kornia" (the pipeline before supcon.simaugment)
     channels_last: bool
     amp: str  # Config.amp: "auto" (bf16 on CUDA, fp32 on CPU) | "bf16" | "off"
+    keep_freed_memory: bool  # setup_runtime's malloc setting on the CPU (False: glibc's defaults)
 
 
 #: Name -> variant, in the order the changes were made (``project`` is the project's defaults).
 VARIANTS: dict[str, Variant] = {
-    "kornia": Variant("before", "kornia", False, "auto"),
-    "batched-aug": Variant("+ batched SimAugment", "project", False, "auto"),
-    "project": Variant("ours (defaults)", "project", True, "auto"),
-    "bf16": Variant("+ --amp bf16 (opt-in)", "project", True, "bf16"),
+    "kornia": Variant("before", "kornia", False, "auto", False),
+    "batched-aug": Variant("+ batched SimAugment", "project", False, "auto", False),
+    "channels-last": Variant("+ channels_last", "project", True, "auto", False),
+    "project": Variant("ours (defaults)", "project", True, "auto", True),
+    "bf16": Variant("+ --amp bf16 (opt-in)", "project", True, "bf16", True),
 }
 
 
@@ -96,7 +101,13 @@ def ours_setup(arch: str, width: int, batch: int, device: str, compile_model: bo
                  lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, temperature=TEMPERATURE,
                  views=VIEWS, epochs=1, progress=False, plots=False, channels_last=variant.channels_last,
                  amp=variant.amp)
-    base = setup_runtime(cfg)
+    original = runtime_module.keep_freed_memory
+    if not variant.keep_freed_memory:  # the glibc defaults, as before setup_runtime changed them
+        runtime_module.keep_freed_memory = lambda: False
+    try:
+        base = setup_runtime(cfg)
+    finally:
+        runtime_module.keep_freed_memory = original
     rt = _TimedRuntime(**{f.name: getattr(base, f.name) for f in fields(Runtime)}, timer=timer)
     model = prepare_model(build_supcon_model(cfg, CHANNELS), rt)
     net = TimedModule(wrap(EncoderAndHead(model), cfg, rt), timer, "forward")
@@ -151,6 +162,7 @@ def ours_setup(arch: str, width: int, batch: int, device: str, compile_model: bo
         "compile": compile_model,
         "channels_last": rt.uses_channels_last,
         "fused_sgd": fused,
+        "keeps_freed_memory": variant.keep_freed_memory and rt.device.type == "cpu",
         "augment": f"{'kornia' if variant.augment == 'kornia' else 'batched'} SimAugment on {rt.device.type}",
     }
     return step, model, rt, info

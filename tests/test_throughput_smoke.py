@@ -73,15 +73,18 @@ def test_quick_cpu_run_prints_both_paths(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_every_variant_of_our_path_runs(tmp_path: Path) -> None:
-    # The CPU history of our step (kornia before, batched augmentation, channels_last, bf16) on cifar-fast.
+    # The CPU history of our step (kornia before, batched augmentation, channels_last, malloc keeping
+    # freed memory, bf16) on cifar-fast, each row in its own process.
     out = tmp_path / "throughput.json"
     proc = _run("--quick", "--batch", "4", "--warmup", "0", "--steps", "1", "--device", "cpu", "--models",
-                "cifar-fast", "--paths", "ours", "--ours", "kornia,batched-aug,project,bf16", "--json", str(out))
+                "cifar-fast", "--paths", "ours", "--ours", "kornia,batched-aug,channels-last,project,bf16", "--json",
+                str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = json.loads(out.read_text())["rows"]
-    assert [r["variant"] for r in rows] == ["kornia", "batched-aug", "project", "bf16"]
-    assert [r["channels_last"] for r in rows] == [False, False, True, True]
-    assert [r["amp"] for r in rows] == ["fp32", "fp32", "fp32", "bfloat16"]
+    assert [r["variant"] for r in rows] == ["kornia", "batched-aug", "channels-last", "project", "bf16"]
+    assert [r["channels_last"] for r in rows] == [False, False, True, True, True]
+    assert [r["keeps_freed_memory"] for r in rows] == [False, False, False, True, True]
+    assert [r["amp"] for r in rows] == ["fp32", "fp32", "fp32", "fp32", "bfloat16"]
     assert all(r["images_per_s"] > 0 for r in rows)
 
 
