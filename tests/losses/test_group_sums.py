@@ -22,16 +22,29 @@ def _specs() -> dict[str, PositiveSpec]:
             "table": PositiveSpec(torch.arange(7), sample[:7], sample, table)}
 
 
-@pytest.mark.parametrize("kind", ["equality", "table"])
-def test_positive_sums_equal_the_weight_matrix_products(kind: str) -> None:
-    spec = _specs()[kind]
+@pytest.mark.parametrize("prefix", [False, True])
+@pytest.mark.parametrize("kind", ["equality", "table", "shuffled"])
+def test_positive_sums_equal_the_weight_matrix_products(kind: str, prefix: bool) -> None:
+    """Both directions against the (anchors x contrast) weight matrix; ``prefix`` (the anchors
+    are the first rows) only where that holds."""
+    if kind == "shuffled":  # anchors at rows 8, 0, 3, ...: only the general form
+        if prefix:
+            pytest.skip("prefix needs anchor_index = arange(M)")
+        groups = torch.tensor([4, 9, 4, 4, 9, 7, 4, 7, 1])
+        index = torch.tensor([8, 0, 3, 5, 2, 7, 1])
+        spec = PositiveSpec(index, groups[index], groups)
+    else:
+        spec = _specs()[kind]
     weights, _ = spec.block(0, 9)
     weights = weights.to(torch.float64)
-    sums = _PositiveSums(spec, torch.float64)
+    sums = _PositiveSums(spec, torch.float64, prefix=prefix)
     x, y = randn(9, 3, seed=65), randn(7, 3, seed=66)
     torch.testing.assert_close(sums.over_contrast(x), weights @ x, rtol=RTOL, atol=ATOL)
-    torch.testing.assert_close(sums.over_anchors(y), weights.T @ y, rtol=RTOL, atol=ATOL)
-    indicator = _PositiveSums(spec, torch.float64, indicator=True)
+    out = randn(9, 3, seed=67)
+    expected = out - weights.T @ y
+    sums.subtract_over_anchors(out, y)
+    torch.testing.assert_close(out, expected, rtol=RTOL, atol=ATOL)
+    indicator = _PositiveSums(spec, torch.float64, indicator=True, prefix=prefix)
     counts = indicator.over_contrast(torch.ones(9, 1, dtype=torch.float64))
     torch.testing.assert_close(counts[:, 0], (weights > 0).sum(1).to(torch.float64))
 

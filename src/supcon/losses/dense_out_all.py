@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from supcon.losses.group_sums import _positive_grads, _positive_terms
+from supcon.losses.group_sums import _positive_terms, _subtract_positive_grads
 from supcon.losses.logsumexp import _LOG2_E
 from supcon.losses.spec import PositiveSpec
 
@@ -132,9 +132,7 @@ class _DenseOutAll(torch.autograd.Function):
         else:
             grad_z = torch.mm(exp_sim.T, coef * z[:m])
             grad_z[:m].addcmul_(coef, torch.mm(exp_sim, z))
-        grad_anchors, grad_contrast = _positive_grads(z[:m], saved, upstream)
-        grad_z.add_(grad_contrast)
-        grad_z[:m] += grad_anchors
+        _subtract_positive_grads(grad_z[:m], grad_z, z[:m], saved, upstream)
         if norms is not None:  # through z = x / max(|x|, eps): (g - z (z . g)) / |x|
             along = (z * grad_z).sum(1, keepdim=True)
             along.masked_fill_(norms <= _NORM_EPS, 0.0)

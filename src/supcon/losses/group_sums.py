@@ -97,17 +97,18 @@ class _PositiveSums:
             per_group = self.table @ per_group
         return per_group.index_select(0, self.g).sub_(self._own(x))
 
-    def over_anchors(self, y: Tensor) -> Tensor:
-        """(M, d) values per anchor -> (N, d): ``sum_{i: k_i != j} w_ij y_i`` per contrast row."""
+    def subtract_over_anchors(self, out: Tensor, y: Tensor) -> None:
+        """``out -= over_anchors(y)`` in place, for (M, d) values per anchor and (N, d) ``out``:
+        ``out_j -= sum_{i: k_i != j} w_ij y_i``."""
         per_group = y.new_zeros(self.n_g, y.shape[1]).index_add_(0, self.g, y)
         if self.table is not None:
             per_group = self.table.T @ per_group
-        out = per_group.index_select(0, self.h)
+        out.sub_(per_group.index_select(0, self.h))
         own = y if self.w_self is None else self.w_self[:, None] * y
         if self.k is None:
-            out[: y.shape[0]] -= own
-            return out
-        return out.index_add_(0, self.k, own, alpha=-1)
+            out[: y.shape[0]] += own
+        else:
+            out.index_add_(0, self.k, own)
 
 
 def _fixed_shift(anchors: Tensor, contrast: Tensor, inv_t: float) -> Tensor | None:
@@ -182,7 +183,7 @@ def _positive_terms(
     """The positive side of L_out from group sums, shared by the tiled and the dense route.
 
     Returns ``mean_sim`` (M,), ``sum_p wbar_p s_ip``; ``npos`` (M,) long; and the statistics
-    :func:`_positive_grads` needs: ``positives`` (the sums), ``positive_sum`` (M, dim),
+    :func:`_subtract_positive_grads` needs: ``positives`` (the sums), ``positive_sum`` (M, dim),
     ``sum_j w_ij z_j``, and ``total`` (M,), the weight sums (1 where there is no positive).
     ``prefix``: the anchors are the first M contrast rows (see :class:`_PositiveSums`).
     """
@@ -193,22 +194,25 @@ def _positive_terms(
     positive_sum, total = sums[:, :-1], sums[:, -1]
     counts = total if spec.table is None else (
         _PositiveSums(spec, anchors.dtype, indicator=True, prefix=prefix).over_contrast(ones)[:, 0])
-    npos = counts.round().long()
-    safe_total = torch.where(npos > 0, total, torch.ones_like(total))
-    mean_sim = (anchors * positive_sum).sum(1).mul_(inv_t).div_(safe_total)
+    npos = counts.long()  # sums of ones: exact
+    if spec.table is None:  # the weights are the counts
+        safe_total = total.clamp_min(1.0)
+    else:
+        safe_total = torch.where(npos > 0, total, torch.ones_like(total))
+    mean_sim = torch.linalg.vecdot(anchors, positive_sum).mul_(inv_t).div_(safe_total)
     return mean_sim, npos, {"positives": positives, "positive_sum": positive_sum,
                             "total": safe_total}
 
 
-def _positive_grads(
-    anchors: Tensor, saved: dict, upstream: Tensor,
-) -> tuple[Tensor, Tensor]:
-    """Gradients of ``-sum_i upstream_i * sum_j wbar_ij (z_i . z_j)`` w.r.t. anchors and
-    contrast rows (``upstream`` already holds the ``1 / t``), from the group sums."""
-    coef = upstream / saved["total"]
-    grad_anchors = saved["positive_sum"] * coef[:, None]
-    grad_contrast = saved["positives"].over_anchors(coef[:, None] * anchors)
-    return grad_anchors.neg_(), grad_contrast.neg_()
+def _subtract_positive_grads(
+    grad_anchors: Tensor, grad_contrast: Tensor, anchors: Tensor, saved: dict, upstream: Tensor,
+) -> None:
+    """Subtracts, in place, the gradients of ``sum_i upstream_i * sum_j wbar_ij (z_i . z_j)``
+    w.r.t. anchors and contrast rows (``upstream`` already holds the ``1 / t``), from the group
+    sums. ``grad_anchors`` may be a view of ``grad_contrast`` (the anchors' rows)."""
+    coef = (upstream / saved["total"])[:, None]
+    grad_anchors.addcmul_(saved["positive_sum"], coef, value=-1.0)
+    saved["positives"].subtract_over_anchors(grad_contrast, coef * anchors)
 
 
 def _out_all_forward(
@@ -232,7 +236,8 @@ def _out_all_backward(
     """
     m_all, n = anchors.shape[0], contrast.shape[0]
     upstream = grad_loss * inv_t
-    grad_anchors, grad_contrast = _positive_grads(anchors, saved, upstream)
+    grad_anchors, grad_contrast = torch.zeros_like(anchors), torch.zeros_like(contrast)
+    _subtract_positive_grads(grad_anchors, grad_contrast, anchors, saved, upstream)
     log_den = _finite(saved["log_den"])
     contrast_aug = torch.cat([contrast, contrast.new_ones(n, 1)], dim=1)
     buffer = anchors.new_empty(min(chunk, m_all) * min(chunk, n))

@@ -113,9 +113,13 @@ def _cap_table(table: Tensor, views: int, cap: int) -> Tensor:
     return table * (keep | own)
 
 
-def _sample_ids(sample_of_row: Tensor, batch: int, extra: int) -> Tensor:
-    """(batch * views + extra,) each batch row's sample, then a sample of its own per extra row."""
-    return torch.cat([sample_of_row, batch + torch.arange(extra, device=sample_of_row.device)])
+def _sample_ids(batch: int, views: int, extra: int, device: torch.device) -> Tensor:
+    """(batch * views + extra,) each batch row's sample (row ``v * batch + b`` is sample b),
+    then a sample of its own per extra row."""
+    ids = torch.arange(batch, device=device).repeat(views)
+    if extra:
+        ids = torch.cat([ids, batch + torch.arange(extra, device=device)])
+    return ids
 
 
 def build_positive_spec(
@@ -135,7 +139,6 @@ def build_positive_spec(
         dtype: the dtype of the table (the loss's compute dtype).
         device: where the spec's tensors live.
     """
-    sample_of_row = torch.arange(batch * views, device=device) % batch
     anchor_index = torch.arange(num_anchors, device=device)
     if labels is not None:
         labels = labels.to(device)
@@ -144,16 +147,18 @@ def build_positive_spec(
     if positives_cap is None and mask is None and (labels is None or labels.ndim == 1):
         # Equality rule on groups: no table at all (what the tiled path wants at large N).
         if labels is None:
-            groups = _sample_ids(sample_of_row, batch, extra)
+            groups = _sample_ids(batch, views, extra, device)
         else:
-            groups = torch.cat([labels[sample_of_row]] + ([contrast_labels] if extra else []))
-            groups = groups.long()
+            groups = labels.long().repeat(views)  # row v * batch + b has label b
+            if extra:
+                groups = torch.cat([groups, contrast_labels.long()])
         return PositiveSpec(anchor_index, groups[:num_anchors], groups)
     table = _build_table(labels, mask, contrast_labels, contrast_mask, batch, extra, device)
     negatives = table == 0
     if positives_cap is not None:
         table = _cap_table(table, views, positives_cap)
+    samples = _sample_ids(batch, views, extra, device)
     return PositiveSpec(
-        anchor_index, sample_of_row[:num_anchors], _sample_ids(sample_of_row, batch, extra),
+        anchor_index, samples[:num_anchors], samples,
         table.to(dtype), negatives if positives_cap is not None else None,
     )

@@ -231,10 +231,17 @@ def _check_contrast(
             )
 
 
+def _all_finite(x: Tensor) -> bool:
+    """Whether every entry is finite: one sum (NaN and Inf carry through it) and, only where
+    that sum is not finite (a bad entry, or finite entries whose sum overflows), the exact
+    element-wise check."""
+    return bool(torch.isfinite(x.detach().sum())) or bool(torch.isfinite(x).all())
+
+
 def _check_finite(features: Tensor, contrast_features: Tensor | None) -> None:
-    if not bool(torch.isfinite(features).all()):
+    if not _all_finite(features):
         raise ValueError("features contains NaN or Inf values")
-    if contrast_features is not None and not bool(torch.isfinite(contrast_features).all()):
+    if contrast_features is not None and not _all_finite(contrast_features):
         raise ValueError("contrast_features contains NaN or Inf values")
 
 
