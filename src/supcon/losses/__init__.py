@@ -18,8 +18,8 @@ an online log-sum-exp, keeps a few statistics per anchor, and recomputes each bl
 hand-written backward. Both give the same value and gradient. ``chunk_size="auto"`` chooses per
 device type from measured crossovers (:data:`AUTO_DENSE_MAX_BYTES`, :data:`AUTO_TILED_THRESHOLD`,
 :data:`AUTO_CHUNK`): on CPU the default options stay dense up to a 1 GiB matrix (16384 x 16384
-float32), faster there than the tiled path's four matmuls; on CUDA the tiled path takes over
-from 8192 contrast rows, as a fused Triton kernel when Triton is installed and the options allow
+float32), faster there than the tiled path's four matmuls, and the other options tile from 4096
+contrast rows; on CUDA the tiled path takes over from 8192 contrast rows, as a fused Triton kernel when Triton is installed and the options allow
 it (see :mod:`supcon.kernels`).
 
 The package: ``validation`` (the option choices and the argument checks), ``spec`` (which rows
