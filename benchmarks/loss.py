@@ -59,9 +59,9 @@ TILED_CHUNK = 1024
 MATMUL_REPEATS = 10
 MAX_TIMED_PASSES = 200
 WORKER_TIMEOUT_S = 3600
-#: Peak bytes per N^2 float32 entry of each peer (measured here at N = 4096, with margin), to
-#: skip a peer that would not fit rather than let the kernel kill a process.
-PEER_BYTES_PER_ENTRY = {"supcontrast": 8 * 4 * 1.1, "pml": 14 * 4 * 1.1, "lightly": 4 * 4 * 1.1}
+#: Peak bytes per (N x N) entry of each peer (measured here at N = 2048: 34, 47 and 28), with
+#: a margin, to skip a peer that would not fit rather than let the kernel kill a process.
+PEER_BYTES_PER_ENTRY = {"supcontrast": 8 * 4 * 1.1, "pml": 12 * 4 * 1.1, "lightly": 7 * 4 * 1.1}
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
