@@ -33,8 +33,9 @@ The script prints numbers and asserts no timings.
 
 Usage::
 
-    python benchmarks/throughput.py --device cpu --threads 2            # cifar-fast + resnet18, batch 256
-    python benchmarks/throughput.py --device cpu --models resnet18 --steps 3 --ours kornia,project
+    python benchmarks/throughput.py --device cpu --threads 2            # cifar-fast, batch 256, ~3 min
+    python benchmarks/throughput.py --device cpu --threads 2 --models resnet18 --steps 2 --warmup 2 \
+        --reference-steps 2 --repeats 1                                  # ResNet-18 steps take 5-12 s
     python benchmarks/throughput.py                      # CUDA: resnet18 + resnet50, batch 1024
     python benchmarks/throughput.py --quick --device cpu --workers 0     # a seconds-long smoke run
 """
@@ -65,7 +66,7 @@ from throughput_reference import SimAugmentPIL, TwoCropTransform, reference_supc
 PATHS = ("ours", "reference")
 CUDA_DEFAULTS: dict[str, Any] = {"batch": 1024, "steps": 20, "warmup": 5, "models": "resnet18,resnet50",
                                  "width": 1, "ours": "project", "split_steps": 3, "repeats": 1}
-CPU_DEFAULTS: dict[str, Any] = {"batch": 256, "steps": 10, "warmup": 2, "models": "cifar-fast,resnet18",
+CPU_DEFAULTS: dict[str, Any] = {"batch": 256, "steps": 10, "warmup": 2, "models": "cifar-fast",
                                 "width": 1, "ours": "kornia,batched-aug,channels-last,project", "split_steps": 0,
                                 "repeats": 3}
 QUICK_DEFAULTS: dict[str, Any] = {"batch": 16, "steps": 2, "warmup": 1, "models": "resnet18", "width": 1,
@@ -76,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=None,
-                        help="comma-separated encoders (CPU: cifar-fast,resnet18; CUDA: resnet18,resnet50)")
+                        help="comma-separated encoders (CPU: cifar-fast; CUDA: resnet18,resnet50)")
     parser.add_argument("--width", type=int, default=None, help="width multiplier (1)")
     parser.add_argument("--batch", type=int, default=None, help="images per step, each gives 2 views "
                         "(CPU 256, CUDA 1024)")
