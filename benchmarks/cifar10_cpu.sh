@@ -5,10 +5,10 @@
 #
 #   tar -xzf ../shared/data/cifar10-jpg.tar.gz -C /work/data     # train/ and test/ class folders
 #   DATA=/work/data bash benchmarks/cifar10_cpu.sh                  # all steps, about 1.5 h on 2 cores
-#   DATA=/work/data STEPS="run robustness" bash benchmarks/cifar10_cpu.sh
+#   DATA=/work/data EXTRA="--threads 1" STEPS="run robustness" bash benchmarks/cifar10_cpu.sh
 #
-# Seed 0 and the threads of configs/cifar10_cpu.yaml; on another CPU the numbers move by float
-# rounding (a few tenths of a point). Timings depend on the machine's load.
+# README's tables (2026-12-02) ran with EXTRA="--threads 1" next to other jobs, seed 0; another CPU
+# or thread count changes the float rounding and with it the numbers. Timings depend on the load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:?set DATA to the folder holding CIFAR-10 train/ and test/}
