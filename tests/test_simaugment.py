@@ -234,34 +234,38 @@ def test_grayscale_probability_and_luma() -> None:
     assert torch.equal(y[~gray], x[~gray])
 
 
+def _seeded(aug, x: torch.Tensor, seed: int) -> torch.Tensor:
+    """``aug(x)`` right after ``torch.manual_seed(seed)``: the views that seed draws."""
+    torch.manual_seed(seed)
+    return aug(x)
+
+
+def _sim_case(n: int, size: int):
+    """A batch of random uint8 RGB images and the "sim" pipeline for their size."""
+    return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8), build_augmentation("sim", size, 3)
+
+
 def test_sim_pipeline_is_reproducible_and_identical_across_thread_counts() -> None:
-    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
-    aug = build_augmentation("sim", 32, 3)
-    torch.manual_seed(11)
-    a = aug(x)
+    x, aug = _sim_case(64, 32)
+    a = _seeded(aug, x, 11)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        torch.manual_seed(11)
-        b = aug(x)
+        b = _seeded(aug, x, 11)
     finally:
         torch.set_num_threads(threads)
     torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
-    torch.manual_seed(11)
-    assert torch.equal(aug(x), a)
+    assert torch.equal(_seeded(aug, x, 11), a)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_gives_the_cpu_batch_without_host_syncs() -> None:
     # Parameters are drawn on the CPU from the global RNG: the same seed gives the same views on
     # both devices, and the CUDA run never waits for the device.
-    x = torch.randint(0, 256, (32, 3, 16, 16), dtype=torch.uint8)
-    aug = build_augmentation("sim", 16, 3)
-    torch.manual_seed(21)
-    cpu = aug(x)
+    x, aug = _sim_case(32, 16)
+    cpu = _seeded(aug, x, 21)
     x_cuda = x.cuda()
-    torch.manual_seed(21)
-    aug(x_cuda)  # warm-up (kernels load)
+    _seeded(aug, x_cuda, 21)  # warm-up (kernels load)
     torch.manual_seed(21)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
